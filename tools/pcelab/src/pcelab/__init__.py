@@ -1,0 +1,3 @@
+"""pcelab: an offline Illumio PCE REST API server for tests, demos and molecule runs."""
+
+__version__ = "0.1.0"

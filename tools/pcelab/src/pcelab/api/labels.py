@@ -1,0 +1,159 @@
+"""Labels: /orgs/{org}/labels. Keys role/app/env/loc are built in; other keys are accepted as custom keys."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from starlette.routing import Route
+
+from pcelab import validate as v
+from pcelab.errors import LabError, invalid, not_found
+from pcelab.http import Call, endpoint, require_body
+
+ORG = "/api/v2/orgs/{org_id:int}"
+KIND = "labels"
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+FIELDS = ("key", "value", "external_data_set", "external_data_reference")
+
+
+def label_href(org_id: int, label_id: int | str) -> str:
+    return f"/orgs/{org_id}/labels/{label_id}"
+
+
+def _check(body: dict, creating: bool) -> dict:
+    v.known_fields(body, FIELDS, "label")
+    if creating:
+        v.required(body, ("key", "value"), "label")
+    fields = {}
+    if "key" in body:
+        key = v.text("key", body["key"], 64)
+        if not KEY_PATTERN.match(key):
+            raise invalid("key may only contain letters, digits, '_', '-' and '.'")
+        fields["key"] = key
+    if "value" in body:
+        fields["value"] = v.text("value", body["value"])
+    for name in ("external_data_set", "external_data_reference"):
+        if name in body:
+            fields[name] = v.optional_text(name, body[name], 255)
+    return fields
+
+
+def _unique(call: Call, key: str, value: str, own_href: str | None = None) -> None:
+    for doc in call.lab.store.find(call.org_id, KIND, key=key, value=value):
+        if doc["href"] != own_href:
+            raise invalid(f"a {key} label with value {value!r} already exists", "label_key_value_not_unique")
+
+
+def _label_or_404(call: Call) -> dict:
+    doc = call.lab.store.doc(call.org_id, KIND, call.param("label_id"))
+    if doc is None:
+        raise not_found(f"label {label_href(call.org_id, call.param('label_id'))}")
+    return doc
+
+
+def _matches(doc: dict, query) -> bool:
+    if "key" in query and doc["key"] != query["key"]:
+        return False
+    if "value" in query and query["value"].lower() not in doc["value"].lower():
+        return False
+    return all(
+        name not in query or doc[name] == query[name] for name in ("external_data_set", "external_data_reference")
+    )
+
+
+@endpoint
+def list_labels(call: Call):
+    query = call.query
+    if "key" not in query and "value" not in query and not query.get("external_data_set"):
+        return call.collection(lambda: call.lab.store.texts(call.org_id, KIND))
+    return call.collection(
+        lambda: [json.dumps(doc) for doc in call.lab.store.docs(call.org_id, KIND) if _matches(doc, query)]
+    )
+
+
+@endpoint
+def create_label(call: Call):
+    fields = _check(require_body(call), creating=True)
+    stamp = call.lab.stamp()
+    with call.lab.transaction():
+        _unique(call, fields["key"], fields["value"])
+        label_id = call.lab.store.next_id(call.org_id, KIND)
+        doc = {
+            "href": label_href(call.org_id, label_id),
+            "key": fields["key"],
+            "value": fields["value"],
+            "created_at": stamp,
+            "updated_at": stamp,
+            "created_by": {"href": call.user},
+            "updated_by": {"href": call.user},
+            "external_data_set": fields.get("external_data_set"),
+            "external_data_reference": fields.get("external_data_reference"),
+            "deleted": False,
+        }
+        call.lab.store.put(call.org_id, KIND, label_id, doc)
+        call.event("label.create", {"label": _brief(doc)})
+    return doc, 201
+
+
+@endpoint
+def get_label(call: Call):
+    return _label_or_404(call)
+
+
+@endpoint
+def update_label(call: Call):
+    fields = _check(require_body(call), creating=False)
+    with call.lab.transaction():
+        doc = _label_or_404(call)
+        if doc["deleted"]:
+            raise invalid(f"label {doc['href']} is deleted", "already_deleted")
+        if "key" in fields and fields["key"] != doc["key"]:
+            raise invalid("the key of a label can't be changed", "label_key_immutable")
+        if "value" in fields:
+            _unique(call, doc["key"], fields["value"], doc["href"])
+        changes = {name: {"before": doc[name], "after": value} for name, value in fields.items() if doc[name] != value}
+        doc.update(fields, updated_at=call.lab.stamp(), updated_by={"href": call.user})
+        call.lab.store.put(call.org_id, KIND, call.param("label_id"), doc)
+        if "value" in changes:
+            _refresh_workload_copies(call, doc)
+        call.event("label.update", {"label": _brief(doc)}, changes)
+    return None, 204
+
+
+def _refresh_workload_copies(call: Call, label: dict) -> None:
+    """Workloads keep their labels expanded (so collections are served as stored text); keep them current."""
+    updated = []
+    for workload in call.lab.store.referencing(call.org_id, ["workloads"], "", label["href"]):
+        workload.pop("kind")
+        workload["labels"] = [_brief(label) if ref["href"] == label["href"] else ref for ref in workload["labels"]]
+        updated.append((workload["href"].rsplit("/", 1)[-1], workload, False))
+    call.lab.store.put_many(call.org_id, "workloads", updated)
+
+
+@endpoint
+def delete_label(call: Call):
+    with call.lab.transaction():
+        doc = _label_or_404(call)
+        if doc["deleted"]:
+            raise invalid(f"label {doc['href']} is already deleted", "already_deleted")
+        user = call.lab.label_in_use(call.org_id, doc["href"])
+        if user:
+            raise LabError("label_in_use", f"label {doc['href']} is in use by {user} and can't be deleted")
+        doc.update(deleted=True, updated_at=call.lab.stamp(), updated_by={"href": call.user})
+        call.lab.store.put(call.org_id, KIND, call.param("label_id"), doc, deleted=True)
+        call.event("label.delete", {"label": _brief(doc)})
+    return None, 204
+
+
+def _brief(doc: dict) -> dict:
+    return {"href": doc["href"], "key": doc["key"], "value": doc["value"]}
+
+
+ROUTES = [
+    Route(f"{ORG}/labels", list_labels, methods=["GET"]),
+    Route(f"{ORG}/labels", create_label, methods=["POST"]),
+    Route(f"{ORG}/labels/{{label_id:int}}", get_label, methods=["GET"]),
+    Route(f"{ORG}/labels/{{label_id:int}}", update_label, methods=["PUT"]),
+    Route(f"{ORG}/labels/{{label_id:int}}", delete_label, methods=["DELETE"]),
+]

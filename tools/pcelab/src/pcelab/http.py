@@ -1,0 +1,101 @@
+"""How the core's endpoints are written: sync handlers taking a `Call`, run in the thread pool.
+
+    @endpoint
+    def get_label(call: Call):
+        return call.lab.store.doc(...)           # dict/list -> 200 JSON; (body, 201) -> status; Response as is
+
+Bodies are parsed before the handler runs (malformed JSON -> 400); a raised LabError becomes the PCE's
+error answer; anything else is logged and answered with a JSON 500 by the app's handler.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pcelab.collections import collection_response
+from pcelab.errors import LabError, malformed_json
+from pcelab.store import dumps
+
+if TYPE_CHECKING:
+    from pcelab.core import Lab
+
+NO_BODY = object()
+
+
+@dataclass
+class Call:
+    request: Request
+    lab: Lab
+    org_id: int
+    user: str
+    body: Any
+
+    @property
+    def query(self):
+        return self.request.query_params
+
+    def param(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+    def collection(self, fetch: Callable[[], list[str]]) -> Response:
+        return collection_response(self.lab, self.request, fetch)
+
+    def event(self, event_type: str, resource: dict | None = None, changes: dict | None = None) -> None:
+        action = {
+            "api_endpoint": self.request.url.path,
+            "api_method": self.request.method,
+            "src_ip": self.request.client.host if self.request.client else None,
+        }
+        self.lab.record_event(self.org_id, event_type, self.user, resource, changes, action)
+
+
+def json_response(data: Any, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+def parse_body(raw: bytes) -> Any:
+    if not raw.strip():
+        return NO_BODY
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise malformed_json() from None
+
+
+def endpoint(handler: Callable[[Call], Any]):
+    @functools.wraps(handler)
+    async def run(request: Request) -> Response:
+        lab: Lab = request.app.state.lab_core
+        body = parse_body(await request.body()) if request.method in ("POST", "PUT", "PATCH") else NO_BODY
+        org_id = int(request.path_params.get("org_id", lab.org_id))
+        call = Call(request, lab, org_id, lab.user_href(request), body)
+        return as_response(await run_in_threadpool(handler, call))
+
+    return run
+
+
+def as_response(result: Any) -> Response:
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, tuple):
+        data, status = result
+        return Response(status_code=status) if status == 204 else json_response(data, status)
+    return json_response(result)
+
+
+def require_body(call: Call, kind: type = dict) -> Any:
+    """The parsed body, which must be a JSON object (or `kind`)."""
+    if call.body is NO_BODY:
+        raise LabError("input_validation_error", "a JSON request body is required")
+    if not isinstance(call.body, kind):
+        expected = "object" if kind is dict else "array"
+        raise LabError("input_validation_error", f"the request body must be a JSON {expected}")
+    return call.body
