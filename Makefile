@@ -96,9 +96,10 @@ hostlab-tests:
 	$(BIN)/pytest -q -p no:cacheprovider tests/hostlab
 
 .PHONY: lint
-lint:
+lint: stage
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/render_docs.py --out docs/plugins --check
 	cd $(STAGED) && $(BIN)/ansible-lint --profile production -q
 
 # ansible-test bootstraps pip in its venvs with a script from a host our CI cannot reach; give it our
@@ -121,6 +122,11 @@ py36-compile:
 	    | xargs -0 python3.6 -c 'import sys; [compile(open(f).read(), f, "exec") for f in sys.argv[1:]]' \
 	    && echo "python3.6 compile: ok"; \
 	else echo "python3.6 not available: skipped"; fi
+
+# docs/plugins/*.md are generated from each plugin's DOCUMENTATION / EXAMPLES / RETURN.
+.PHONY: docs
+docs: setup
+	$(BIN)/python tools/render_docs.py --out docs/plugins
 
 .PHONY: bench
 bench: setup
