@@ -37,9 +37,7 @@ def markup(text) -> str:
 def plugin_names() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for folder, doc_type in PLUGIN_TYPES.items():
-        names = sorted(
-            path.stem for path in (ROOT / "plugins" / folder).glob("*.py") if not path.name.startswith("_")
-        )
+        names = sorted(path.stem for path in (ROOT / "plugins" / folder).glob("*.py") if not path.name.startswith("_"))
         if names:
             found[doc_type] = names
     return found
@@ -121,7 +119,8 @@ def render_page(name: str, doc_type: str, entry: dict) -> str:
         for attribute, spec in sorted(doc["attributes"].items()):
             support = spec.get("support", "")
             details = markup(spec.get("details")) if spec.get("details") else ""
-            lines.append(f"| {attribute} | {support} | {cell(markup(spec.get('description')) + ' ' + details).strip()} |")
+            description = (markup(spec.get("description")) + " " + details).strip()
+            lines.append(f"| {attribute} | {support} | {cell(description)} |")
     if doc.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {markup(note)}" for note in doc["notes"]]
     if doc.get("seealso"):
@@ -148,7 +147,8 @@ def _paragraphs(description) -> list:
 
 
 def render_index(pages: dict[str, tuple[str, str]]) -> str:
-    lines = [GENERATED_MARK, "", f"# {COLLECTION} plugins", "", "| plugin | type | what it does |", "| --- | --- | --- |"]
+    lines = [GENERATED_MARK, "", f"# {COLLECTION} plugins", ""]
+    lines += ["| plugin | type | what it does |", "| --- | --- | --- |"]
     for name, (doc_type, summary) in sorted(pages.items()):
         lines.append(f"| [{COLLECTION}.{name}]({name}.md) | {doc_type} | {cell(summary)} |")
     return "\n".join(lines) + "\n"
