@@ -354,3 +354,20 @@ def test_rule_collections_in_draft_and_active(client, labels):
     assert client.get(made["href"]).json()["update_type"] == "update"
     events = [event["event_type"] for event in client.get(f"{ORG}/events").json()]
     assert events[0] == "sec_rule.update" and "rule_set.create" in events
+
+
+def test_rules_given_inline_with_the_rule_set_are_created_and_replaced(client, labels):
+    web = {"label": {"href": labels["web"]["href"]}}
+    inline = {"providers": [web], "consumers": [{"actors": "ams"}], "ingress_services": [{"port": 22, "proto": 6}]}
+    made = created(client.post(f"{DRAFT}/rule_sets", json={"name": "RS-Inline", "scopes": [[]], "rules": [inline]}))
+    assert len(made["rules"]) == 1
+    assert made["rules"][0]["href"].startswith(f"{made['href']}/sec_rules/")
+    assert made["rules"][0]["ingress_services"] == [{"port": 22, "proto": 6}]
+    listed = client.get(f"{made['href']}/sec_rules").json()
+    assert [rule["href"] for rule in listed] == [made["rules"][0]["href"]]
+    replaced = dict(inline, ingress_services=[{"port": 443, "proto": 6}])
+    assert client.put(made["href"], json={"rules": [replaced]}).status_code == 204
+    rules = client.get(made["href"]).json()["rules"]
+    assert [rule["ingress_services"] for rule in rules] == [[{"port": 443, "proto": 6}]]
+    bad = dict(inline, providers=[{"label": {"href": "/orgs/1/labels/999999"}}])
+    refused(client.post(f"{DRAFT}/rule_sets", json={"name": "RS-Bad", "scopes": [[]], "rules": [bad]}))

@@ -232,6 +232,9 @@ def check_rule_set(call: Call, body: dict, current: dict | None) -> dict:
     if "scopes" in body:
         scopes = v.array("scopes", body["scopes"], 1000)
         fields["scopes"] = [_scope(call, f"scopes[{i}]", scope) for i, scope in enumerate(scopes)]
+    if "rules" in body:
+        # Checked and given hrefs by the caller (api.rules.new_rules), which needs the rule set's href.
+        fields["rules"] = body["rules"]
     if "ip_tables_rules" in body:
         rules = v.array("ip_tables_rules", body["ip_tables_rules"], 1000)
         fields["ip_tables_rules"] = [v.obj(f"ip_tables_rules[{i}]", rule) for i, rule in enumerate(rules)]
