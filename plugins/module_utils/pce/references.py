@@ -50,9 +50,10 @@ class ReferenceResolver(object):
         return self.client.org_path(prefix + endpoint)
 
     def objects(self, kind):
-        """Every object of a kind (read once, then cached)."""
+        """Every live object of a kind (read once, then cached); drafts whose deletion is pending are left out."""
         if kind not in self._collections:
-            self._collections[kind] = self.client.get_collection(self.collection_path(kind))
+            found = self.client.get_collection(self.collection_path(kind))
+            self._collections[kind] = [obj for obj in found if not is_pending_deletion(obj)]
         return self._collections[kind]
 
     def forget(self, kind=None):
@@ -65,7 +66,7 @@ class ReferenceResolver(object):
     def find(self, kind, name):
         """The one object of `kind` whose name (hostname for workloads) equals `name` exactly, or None."""
         _endpoint, field, _is_policy = _kind(kind)
-        matches = [obj for obj in self.objects(kind) if obj.get(field) == name and not obj.get("deleted")]
+        matches = [obj for obj in self.objects(kind) if obj.get(field) == name]
         if len(matches) > 1:
             raise PceError(
                 "%d %ss are named %r; name one by a unique name: %s"
@@ -89,6 +90,12 @@ class ReferenceResolver(object):
             if (_version_free(obj["href"]) if is_policy else obj["href"]) == wanted:
                 return obj.get(field)
         return href
+
+
+def is_pending_deletion(obj):
+    """A deleted workload, or a provisioned policy object deleted in draft: the PCE still lists it (until the
+    deletion is provisioned), but it is gone for every other purpose."""
+    return obj.get("update_type") == "delete" or bool(obj.get("deleted_at")) or obj.get("deleted") is True
 
 
 def _kind(kind):
