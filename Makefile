@@ -20,7 +20,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_LOCAL_TEMP := $(BUILD)/ansible-tmp
 export ANSIBLE_HOME := $(BUILD)/ansible-home
 
-SYSTEM_PACKAGES := python3-venv ca-certificates curl git sqlite3 openssh-server openssh-client nftables iptables ipset conntrack iproute2 util-linux procps shellcheck
+SYSTEM_PACKAGES := python3-venv ca-certificates curl git sqlite3 openssh-server openssh-client nftables iptables ipset conntrack iproute2 util-linux procps shellcheck rpm
 SANITY_PYTHONS ?= 3.8 3.9 3.10 3.11 3.12 3.13 3.14
 
 .PHONY: help
@@ -71,10 +71,11 @@ setup: system-deps venv pythons stage
 # --- the two commands ---------------------------------------------------------------------------
 .PHONY: demo
 demo: setup
-	$(BIN)/python tools/with_lab.py -- ansible-playbook playbooks/demo.yml
+	$(BIN)/python tools/with_lab.py -- bash -c 'ansible-playbook playbooks/demo.yml \
+	  && python tools/demo_workloads.py && ansible-inventory -i playbooks/inventory/demo.pce.yml --graph'
 
 .PHONY: test
-test: setup lint unit lab-tests integration hostlab-tests sanity py36-compile
+test: setup lint unit lab-tests integration hostlab-tests host-tests vensim-tests molecule sanity py36-compile
 	@echo "make test: all checks passed"
 
 # --- the parts of `make test` -------------------------------------------------------------------
@@ -94,6 +95,29 @@ integration:
 .PHONY: hostlab-tests
 hostlab-tests:
 	$(BIN)/pytest -q -p no:cacheprovider tests/hostlab
+
+# Roles and modules run by ansible-playbook on real test hosts (tests/hosts, each suite in a lab of its own):
+# the firewall role and firewall_apply, both backends, traffic checks, lock-out and rollback. Root only.
+.PHONY: host-tests
+host-tests:
+	$(BIN)/pytest -q -p no:cacheprovider tests/hosts
+
+# The VEN stand-in (tests/vensim): two versions as .deb (and .rpm when rpmbuild is there) plus the bundles
+# `pcelab ven-software-install` takes, in .build/vensim.
+.PHONY: vensim
+vensim:
+	$(BIN)/python tests/vensim/build.py --out $(BUILD)/vensim
+
+# The stand-in offline, then paired on real test hosts with a lab PCE; the host part needs root and says so.
+.PHONY: vensim-tests
+vensim-tests: vensim
+	$(BIN)/pytest -q -p no:cacheprovider tests/vensim
+
+# Collection-level molecule scenarios (extensions/molecule, delegated driver, testinfra verifiers) on test hosts.
+.PHONY: molecule
+molecule:
+	@if [ "$$(id -u)" != 0 ]; then echo "molecule: SKIPPED - its scenarios build test hosts, which needs root"; \
+	else $(BIN)/molecule test --all; fi
 
 .PHONY: lint
 lint: stage
@@ -131,6 +155,7 @@ docs: setup
 .PHONY: bench
 bench: setup
 	$(BIN)/python tests/bench/bench_pcelab_async.py
+	$(BIN)/python tests/bench/bench_inventory.py
 
 .PHONY: clean
 clean:
