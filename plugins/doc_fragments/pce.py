@@ -51,7 +51,10 @@ options:
   ca_path:
     description:
       - File with the CA certificate(s), PEM encoded, that the PCE's certificate must be signed by.
-      - Without it the system's trusted CAs are used.
+        A directory of CA certificates named by their OpenSSL subject hash (C(c_rehash)) works too.
+      - When set, only these CAs are trusted; the system's trusted CAs are not.
+      - Without it the system's trusted CAs are used (OpenSSL's default locations, which the E(SSL_CERT_FILE)
+        and E(SSL_CERT_DIR) environment variables can change). E(REQUESTS_CA_BUNDLE) is not used.
       - If not set, the value of the E(ILLUMIO_PCE_CA_PATH) environment variable is used.
     type: path
   client_cert:
@@ -67,8 +70,11 @@ options:
     type: path
   proxy_url:
     description:
-      - URL of the HTTP proxy to reach the PCE through, for example V(http://proxy.example.com:3128).
-      - Without it the standard E(HTTPS_PROXY) and E(NO_PROXY) environment variables apply.
+      - URL of the HTTP proxy to reach the PCE through, for example V(http://proxy.example.com:3128)
+        or V(http://user:password@proxy.example.com:3128). The connection to the PCE is tunnelled through
+        it with C(CONNECT).
+      - Without it the standard E(HTTPS_PROXY) (or E(ALL_PROXY)) and E(NO_PROXY) environment variables apply;
+        E(NO_PROXY) may list host names, domain suffixes, IP addresses and networks such as V(10.0.0.0/8).
       - If not set, the value of the E(ILLUMIO_PCE_PROXY_URL) environment variable is used.
     type: str
   request_timeout:
@@ -83,7 +89,7 @@ options:
     type: int
     default: 5
 requirements:
-  - requests
+  - python >= 3.6 (standard library only)
 notes:
   - Modules of this collection talk to the PCE from where they run, usually the controller
     (C(delegate_to) V(localhost)).
@@ -97,8 +103,8 @@ options:
     description:
       - Host name of the PCE, or its URL such as V(https://pce.example.com:8443).
       - A port in the URL wins over O(pce_port).
+      - Required, either here or in the environment.
     type: str
-    required: true
     aliases: [pce_hostname]
     env:
       - name: ILLUMIO_PCE_HOST
@@ -119,15 +125,16 @@ options:
   api_key_username:
     description:
       - User name of the PCE API key.
+      - Required, either here or in the environment.
     type: str
-    required: true
     env:
       - name: ILLUMIO_API_KEY_USERNAME
   api_key_secret:
     description:
-      - Secret of the PCE API key. Prefer the environment variable over writing it into the inventory file.
+      - Secret of the PCE API key. Prefer the environment variable (or Ansible Vault) over writing it into the
+        inventory file. It is never logged or shown in error messages.
+      - Required, either here or in the environment.
     type: str
-    required: true
     env:
       - name: ILLUMIO_API_KEY_SECRET
   validate_certs:
@@ -140,7 +147,9 @@ options:
   ca_path:
     description:
       - File with the CA certificate(s), PEM encoded, that the PCE's certificate must be signed by.
-      - Without it the system's trusted CAs are used.
+        A directory of CA certificates named by their OpenSSL subject hash (C(c_rehash)) works too.
+      - When set, only these CAs are trusted; without it the system's trusted CAs are used
+        (E(SSL_CERT_FILE) and E(SSL_CERT_DIR) can change those). E(REQUESTS_CA_BUNDLE) is not used.
     type: path
     env:
       - name: ILLUMIO_PCE_CA_PATH
@@ -158,7 +167,8 @@ options:
       - name: ILLUMIO_PCE_CLIENT_KEY
   proxy_url:
     description:
-      - URL of the HTTP proxy to reach the PCE through. Without it E(HTTPS_PROXY) and E(NO_PROXY) apply.
+      - URL of the HTTP proxy (V(http://[user:password@]host:port)) to reach the PCE through.
+        Without it E(HTTPS_PROXY) (or E(ALL_PROXY)) and E(NO_PROXY) apply.
     type: str
     env:
       - name: ILLUMIO_PCE_PROXY_URL
@@ -173,5 +183,5 @@ options:
     type: int
     default: 5
 requirements:
-  - requests
+  - python >= 3.6 (standard library only)
 """

@@ -87,6 +87,8 @@ def _no_pce_environment(monkeypatch):
         "http_proxy",
         "ALL_PROXY",
         "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
         "REQUESTS_CA_BUNDLE",
         "CURL_CA_BUNDLE",
     ):

@@ -120,6 +120,7 @@ class Request:
     headers: dict[str, str]  # names in lower case
     body: object = None
     client_cert: dict | None = None
+    connection: int = 0  # which TLS connection it came on: 0 for the server's first, 1 for the next...
 
 
 @dataclass
@@ -127,6 +128,11 @@ class Reply:
     status: int
     body: object = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Close the connection after this answer without saying so, as a server whose keep-alive timeout ran out.
+    then_close: bool = False
+    # Read the request, then close the connection without answering (a server that closed an idle
+    # connection just as the request arrived).
+    drop: bool = False
 
 
 Handler = Callable[[Request], Reply]
@@ -153,10 +159,16 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
             headers={name.lower(): value for name, value in self.headers.items()},
             body=body,
             client_cert=self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None,
+            connection=self.server.connection_numbers.get(self.connection, -1),
         )
         self.server.requests.append(request)
         reply = self.server.handler(request)
+        if reply.drop:
+            self.close_connection = True
+            return
         self._send(reply)
+        if reply.then_close:
+            self.close_connection = True
 
     def _send(self, reply: Reply):
         if reply.body is None:
@@ -185,6 +197,10 @@ class _TlsHttpServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.handler = handler
         self.context = context
         self.requests: list[Request] = []
+        self.connections: list[tuple[str, int]] = []  # client address of each TLS connection, in order
+        self.closed: list[int] = []  # numbers of the connections the server has closed
+        self.connection_numbers: dict[ssl.SSLSocket, int] = {}
+        self._lock = threading.Lock()
         super().__init__(address, _RequestHandler)
 
     def finish_request(self, request, client_address):
@@ -194,7 +210,14 @@ class _TlsHttpServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
             tls = self.context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
             return
-        _RequestHandler(tls, client_address, self)
+        with self._lock:
+            number = self.connection_numbers[tls] = len(self.connections)
+            self.connections.append(client_address)
+        try:
+            _RequestHandler(tls, client_address, self)
+        finally:
+            tls.close()
+            self.closed.append(number)
 
     def handle_error(self, request, client_address):
         pass  # clients that hang up mid-request are expected in failure tests
@@ -221,6 +244,16 @@ class TestServer:
     @property
     def requests(self) -> list[Request]:
         return self._server.requests
+
+    @property
+    def connections(self) -> list[tuple[str, int]]:
+        """The TLS connections accepted so far (client addresses), in order."""
+        return self._server.connections
+
+    @property
+    def closed(self) -> list[int]:
+        """Numbers of the connections the server has closed so far."""
+        return self._server.closed
 
     def start(self) -> TestServer:
         self._thread.start()

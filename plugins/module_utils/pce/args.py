@@ -7,12 +7,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # noqa: UP001 - Ansible boilerplate
 
 from ansible.module_utils.ansible_release import __version__ as ANSIBLE_VERSION
-from ansible.module_utils.basic import env_fallback, missing_required_lib
-from ansible_collections.microseg.illumio.plugins.module_utils.pce.client import (
-    HAS_REQUESTS,
-    REQUESTS_IMPORT_ERROR,
-    PceClient,
-)
+from ansible.module_utils.basic import env_fallback
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.client import PceClient
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
 
 USER_AGENT = "microseg.illumio ansible-core/%s" % ANSIBLE_VERSION
@@ -86,8 +82,6 @@ def client_from_params(params, user_agent=USER_AGENT):
 
 def client_from_module(module):
     """A PceClient for an AnsibleModule; fails the module with a clear message when it cannot be built."""
-    if not HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
     try:
         return client_from_params(module.params)
     except PceError as error:

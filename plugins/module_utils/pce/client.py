@@ -1,30 +1,32 @@
 # Copyright: microseg.illumio contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one HTTP client for the Illumio PCE REST API (v2): used by every module and by the inventory plugin."""
+"""The one HTTP client for the Illumio PCE REST API (v2): used by every module and by the inventory plugin.
+
+It runs wherever a module runs, so it uses the Python standard library only (Python 3.6+): http.client over
+one kept-alive TLS connection, ssl for certificate checks, and urllib's proxy settings from the environment.
+"""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # noqa: UP001 - Ansible boilerplate
 
+import base64
 import datetime
 import email.utils
 import functools
+import http.client
+import ipaddress
+import json
+import os
 import random
+import select
+import socket
+import ssl
 import time
-import traceback
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError, secret_forms
-
-try:
-    import requests
-    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-
-    HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR = None
-except ImportError:
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
 API_PREFIX = "/api/v2"
 DEFAULT_USER_AGENT = "microseg.illumio"
@@ -36,6 +38,17 @@ RETRY_STATUSES_POST = frozenset([429, 503])
 IDEMPOTENT_METHODS = frozenset(["GET", "HEAD", "PUT", "DELETE", "OPTIONS"])
 JOB_PENDING_STATUSES = frozenset(["pending", "running", "queued", "in_progress"])
 BODY_EXCERPT_CHARS = 500
+# What a kept-alive connection that the server closed while it was idle looks like once a request is sent on it.
+STALE_CONNECTION_ERRORS = (
+    http.client.RemoteDisconnected,
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    ssl.SSLZeroReturnError,
+    ssl.SSLEOFError,
+)
+# Characters left as they are in a request path: RFC 3986 path characters, and "%" of escapes already made.
+_PATH_SAFE = "/:@!$&'()*+,;=~%"
 
 
 def _scrubbing_secrets(method):
@@ -46,7 +59,7 @@ def _scrubbing_secrets(method):
         try:
             return method(self, *args, **kwargs)
         except PceError as error:
-            # `from None`: the chained requests exception may quote what the server echoed back.
+            # `from None`: the chained socket or TLS exception may quote what the server echoed back.
             raise error.scrubbed(self._secrets) from None
 
     return wrapper
@@ -77,10 +90,10 @@ class PceClient(object):
         sleep=time.sleep,
         clock=time.monotonic,
     ):
-        if not HAS_REQUESTS:
-            raise PceError("the Python library 'requests' is required to talk to the PCE")
         self._secrets = secret_forms(api_key_username, api_key_secret) + _url_password(proxy_url)
         self.base_url = _base_url(host, port)
+        parts = urlsplit(self.base_url)
+        self._host, self._port = parts.hostname, parts.port
         self.org_id = int(org_id)
         self.timeout = timeout
         self.max_retries = max(0, int(max_retries))
@@ -90,13 +103,25 @@ class PceClient(object):
         self.job_timeout = job_timeout
         self.sleep = sleep
         self.clock = clock
-        # Proxies and verify are passed with every request, not only set on the session: requests lets
-        # HTTPS_PROXY and REQUESTS_CA_BUNDLE from the environment override session settings, and an explicit
-        # proxy_url or ca_path must win.
-        self.proxies = {"https": proxy_url, "http": proxy_url} if proxy_url else None
-        self.session = _new_session(
-            api_key_username, api_key_secret, validate_certs, ca_path, client_cert, client_key, user_agent
-        )
+        self.validate_certs = bool(validate_certs)
+        self.ca_path = ca_path
+        self.client_cert = client_cert
+        self.client_key = client_key
+        # The proxy in use: proxy_url, else HTTPS_PROXY (or ALL_PROXY) unless NO_PROXY names the PCE; or None.
+        self.proxy_url = proxy_url or _environment_proxy(self._host, self._port)
+        self._secrets += _url_password(self.proxy_url)
+        try:
+            self._proxy = _parse_proxy(self.proxy_url) if self.proxy_url else None
+        except PceError as error:
+            raise error.scrubbed(self._secrets) from None
+        credentials = ("%s:%s" % (api_key_username or "", api_key_secret or "")).encode("utf-8")
+        self._headers = {
+            "Accept": "application/json",
+            "User-Agent": user_agent,
+            "Authorization": "Basic " + base64.b64encode(credentials).decode("ascii"),
+        }
+        self._tls_context = None
+        self._connection = None
 
     # --- paths ------------------------------------------------------------------------------------------
     def org_path(self, rel):
@@ -148,32 +173,44 @@ class PceClient(object):
             return items
         return self._get_collection_async(path, params)
 
+    def close(self):
+        """Close the kept-alive connection; the next request opens a new one."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
     # --- the one request path ---------------------------------------------------------------------------
     @_scrubbing_secrets
     def request(self, method, path, params=None, json_body=None, headers=None):
-        """Send one API request with retries; return the requests.Response or raise PceError."""
-        return self._request_with_retries(method.upper(), path, params, json_body, headers)
+        """Send one API request with retries; return its Response or raise PceError."""
+        method = method.upper()
+        target = self._target(path, params)
+        body = _encode_json(json_body, method, path)
+        request_headers = dict(self._headers)
+        if body is not None:
+            request_headers["Content-Type"] = "application/json"
+        request_headers.update(headers or {})
+        request_headers = dict((name, value) for name, value in request_headers.items() if value is not None)
+        return self._request_with_retries(method, target, body, request_headers, path)
 
-    def _request_with_retries(self, method, path, params, json_body, headers):
-        url = self.url(path)
+    def _target(self, path, params):
+        """The request target: quoted API path and query string (parameters set to None are left out)."""
+        path, query = (API_PREFIX + self.href_path(path)).partition("?")[::2]
+        pairs = [(name, value) for name, value in (params or {}).items() if value is not None]
+        query = "&".join(part for part in (query, urlencode(pairs, doseq=True)) if part)
+        return quote(path, safe=_PATH_SAFE) + ("?" + query if query else "")
+
+    def _request_with_retries(self, method, target, body, headers, path):
         attempt = 0
         while True:
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json_body,
-                    headers=headers,
-                    timeout=self.timeout,
-                    proxies=self.proxies,
-                    verify=self.session.verify,
-                )
-            except requests.exceptions.SSLError as error:
-                raise PceError(_tls_message(self.base_url, error), details=str(error)) from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-                if attempt >= self.max_retries or not _safe_to_resend(method, error):
-                    raise PceError(_connection_message(self.base_url, error, attempt + 1), details=str(error)) from None
+                response = self._send(method, target, body, headers)
+            except _TlsFailure as failure:
+                raise PceError(_tls_message(self.base_url, failure.error), details=str(failure.error)) from None
+            except _ConnectionFailure as failure:
+                if attempt >= self.max_retries or not _safe_to_resend(method, failure):
+                    message = _connection_message(self.base_url, failure, attempt + 1)
+                    raise PceError(message, details=str(failure.error)) from None
                 self.sleep(self._backoff(attempt))
             else:
                 if response.status_code < 400:
@@ -189,6 +226,96 @@ class PceClient(object):
 
     def _retry_after(self, response):
         return min(self.backoff_max, _parse_retry_after(response.headers.get("Retry-After")))
+
+    # --- the connection ---------------------------------------------------------------------------------
+    def _send(self, method, target, body, headers):
+        """One exchange on the kept-alive connection, which is opened (again) when there is none."""
+        reused = self._connection_is_usable()
+        if not reused:
+            self._connect()
+        try:
+            return self._exchange(method, target, body, headers)
+        except _ConnectionFailure as failure:
+            # The server closed the idle connection just as this request went out on it. That is not the
+            # PCE failing, so the request goes once more on a fresh connection without counting as a retry;
+            # a POST only if it did not leave whole, since the PCE may otherwise have acted on it.
+            if not (reused and failure.stale and _safe_to_resend(method, failure)):
+                raise
+        self._connect()
+        return self._exchange(method, target, body, headers)
+
+    def _connection_is_usable(self):
+        connection = self._connection
+        if connection is None:
+            return False
+        if connection.sock is None or _dropped(connection.sock):
+            # Closed after a `Connection: close` answer, or by the server while idle (its FIN is waiting).
+            self.close()
+            return False
+        return True
+
+    def _connect(self):
+        self.close()
+        context = self.tls_context()
+        if self._proxy:
+            connection = http.client.HTTPSConnection(
+                self._proxy["host"], self._proxy["port"], timeout=self.timeout, context=context
+            )
+            connection.set_tunnel(self._host, self._port, headers=self._proxy["headers"])
+        else:
+            connection = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout, context=context)
+        try:
+            connection.connect()
+        except BaseException as error:
+            connection.close()
+            if isinstance(error, (ssl.SSLError, ssl.CertificateError)):
+                # Even a server that hangs up in the handshake is a TLS problem (versions, client certificate).
+                raise _TlsFailure(error) from None
+            raise _failure(error, self._connect_step(), sent=False) from None
+        self._connection = connection
+
+    def _exchange(self, method, target, body, headers):
+        connection = self._connection
+        try:
+            connection.request(method, target, body=body, headers=headers)
+            send_error = None
+        except BaseException as error:
+            if not _hung_up(error):
+                self.close()
+                raise _failure(error, "sending the request", sent=False) from None
+            # The server hung up while the request went out. It may have said why first (an HTTP error, or a
+            # TLS alert such as "certificate required"), so whatever it sent is still read.
+            send_error = error
+        step = "waiting for the answer"
+        try:
+            answer = connection.getresponse()
+            step = "reading the answer"
+            content = answer.read()
+        except BaseException as error:
+            self.close()
+            if send_error is None:
+                raise _failure(error, step, sent=True) from None
+            if isinstance(error, ssl.SSLError) and not _hung_up(error):
+                raise _TlsFailure(error) from None
+            raise _failure(send_error, "sending the request", sent=False) from None
+        if send_error is not None:
+            self.close()
+        return Response(answer.status, answer.reason, answer.msg, content)
+
+    def _connect_step(self):
+        if self._proxy:
+            return "connecting through the proxy at %s:%d" % (_url_host(self._proxy["host"]), self._proxy["port"])
+        return "connecting"
+
+    def tls_context(self):
+        """The ssl.SSLContext of every connection (built on first use): verification, CA and client certificate.
+
+        With ca_path only the CAs in that file (or hashed directory) are trusted; without it, OpenSSL's default
+        trust store (which SSL_CERT_FILE / SSL_CERT_DIR may point elsewhere). REQUESTS_CA_BUNDLE is not used.
+        """
+        if self._tls_context is None:
+            self._tls_context = _tls_context(self.validate_certs, self.ca_path, self.client_cert, self.client_key)
+        return self._tls_context
 
     # --- async collections ------------------------------------------------------------------------------
     def _get_collection_async(self, path, params):
@@ -225,6 +352,77 @@ class PceClient(object):
             delay = _parse_retry_after(response.headers.get("Retry-After"), 1)
 
 
+class Response(object):
+    """One answer of the PCE: status_code, reason, headers (case-insensitive), content (bytes), text, json()."""
+
+    def __init__(self, status_code, reason, headers, content):
+        self.status_code = status_code
+        self.reason = reason
+        self.headers = headers  # an http.client.HTTPMessage: get() and `in` ignore the case of names
+        self.content = content
+
+    @property
+    def text(self):
+        try:
+            return self.content.decode(self.headers.get_content_charset("utf-8"), "replace")
+        except LookupError:  # a charset Python does not know
+            return self.content.decode("utf-8", "replace")
+
+    def json(self):
+        """The body as JSON; ValueError when it is not JSON."""
+        return json.loads(self.text)
+
+
+class _ConnectionFailure(Exception):
+    """A request that got no answer. `sent`: whether it may have reached the PCE whole."""
+
+    def __init__(self, error, step, sent):
+        super(_ConnectionFailure, self).__init__(error)
+        self.error = error
+        self.step = step
+        self.sent = sent
+        self.stale = _hung_up(error) and step != "reading the answer"
+
+
+class _TlsFailure(Exception):
+    def __init__(self, error):
+        super(_TlsFailure, self).__init__(error)
+        self.error = error
+
+
+def _failure(error, step, sent):
+    """The _ConnectionFailure or _TlsFailure for an exception of http.client, socket or ssl."""
+    if _hung_up(error) or isinstance(error, (socket.timeout, TimeoutError)):
+        return _ConnectionFailure(error, step, sent)
+    if isinstance(error, (ssl.SSLError, ssl.CertificateError)):
+        return _TlsFailure(error)
+    if isinstance(error, (OSError, http.client.HTTPException, UnicodeError)):
+        return _ConnectionFailure(error, step, sent)
+    raise error
+
+
+def _hung_up(error):
+    """Whether an exception means the server closed the connection (as it does with an idle one)."""
+    if isinstance(error, STALE_CONNECTION_ERRORS):
+        return True
+    # Python < 3.10 built with OpenSSL 3 reports a close without TLS close_notify as a generic SSLError.
+    return isinstance(error, ssl.SSLError) and "unexpected eof" in str(error).lower()
+
+
+def _dropped(sock):
+    """Whether an idle kept-alive socket has something to read: the server closed it (or broke protocol)."""
+    try:
+        if getattr(sock, "pending", None) and sock.pending():
+            return True
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
 # --- construction helpers ---------------------------------------------------------------------------------
 def _base_url(host, port):
     """`pce.example.com` or `https://pce.example.com[:port][/]` -> `https://pce.example.com:port`."""
@@ -241,18 +439,45 @@ def _base_url(host, port):
         url_port = parts.port
     except ValueError:
         raise PceError("pce_host has an invalid port: %r" % (host,)) from None
-    hostname = "[%s]" % parts.hostname if ":" in parts.hostname else parts.hostname
-    return "https://%s:%d" % (hostname, url_port or int(port))
+    return "https://%s:%d" % (_url_host(parts.hostname), url_port or int(port))
 
 
-def _new_session(username, secret, validate_certs, ca_path, client_cert, client_key, user_agent):
-    session = requests.Session()
-    session.auth = (username or "", secret or "")
-    session.headers.update({"Accept": "application/json", "User-Agent": user_agent})
-    session.verify = (ca_path or True) if validate_certs else False
+def _url_host(hostname):
+    return "[%s]" % hostname if ":" in hostname else hostname
+
+
+def _tls_context(validate_certs, ca_path, client_cert, client_key):
+    if validate_certs and ca_path:
+        what = "ca_path %s" % ca_path
+        try:
+            if os.path.isdir(ca_path):
+                context = ssl.create_default_context(capath=ca_path)
+            else:
+                context = ssl.create_default_context(cafile=ca_path)
+        except (OSError, ValueError) as error:
+            raise PceError(
+                "cannot load the CA certificate(s) of %s: %s. It must be a PEM file of the CA that signed the "
+                "PCE certificate." % (what, _reason(error))
+            ) from None
+    else:
+        context = ssl.create_default_context()
+    if not validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     if client_cert:
-        session.cert = (client_cert, client_key) if client_key else client_cert
-    return session
+        try:
+            # A password callback that gives none: an encrypted key fails here instead of prompting on a tty.
+            context.load_cert_chain(client_cert, client_key or None, password=_no_key_password)
+        except (OSError, ValueError) as error:
+            raise PceError(
+                "cannot load the client certificate client_cert %s%s: %s. Both must be PEM files and the key "
+                "unencrypted." % (client_cert, " / client_key %s" % client_key if client_key else "", _reason(error))
+            ) from None
+    return context
+
+
+def _no_key_password():
+    return b""
 
 
 def _url_password(url):
@@ -265,21 +490,77 @@ def _url_password(url):
     return [password] if password else []
 
 
+def _environment_proxy(host, port):
+    """HTTPS_PROXY (or ALL_PROXY) from the environment, unless NO_PROXY says to reach this host directly."""
+    proxies = getproxies()
+    proxy = proxies.get("https") or proxies.get("all")
+    if not proxy:
+        return None
+    if proxy_bypass(host) or (":" not in host and proxy_bypass("%s:%d" % (host, port))):
+        return None
+    if _in_networks(host, proxies.get("no")):
+        return None
+    return proxy
+
+
+def _in_networks(host, no_proxy):
+    """Whether an IP address host lies in a network (10.0.0.0/8) of NO_PROXY, which urllib does not check."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for entry in (no_proxy or "").split(","):
+        entry = entry.strip()
+        if "/" not in entry:
+            continue
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _parse_proxy(url):
+    """proxy_url (`http://[user:password@]host[:port]`) -> host, port and the headers of its CONNECT."""
+    text = url.strip()
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    try:
+        port = parts.port or 80
+    except ValueError:
+        port = None
+    if parts.scheme.lower() != "http" or not parts.hostname or port is None:
+        raise PceError(
+            "proxy_url must be an http:// URL such as http://proxy.example.com:3128, with user and password "
+            "before the host if the proxy wants them (HTTPS to the PCE is tunnelled through it), got %r" % (url,)
+        )
+    headers = {}
+    if parts.username is not None:
+        credentials = "%s:%s" % (unquote(parts.username), unquote(parts.password or ""))
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(credentials.encode("utf-8")).decode("ascii")
+    return {"host": parts.hostname, "port": port, "headers": headers}
+
+
+def _encode_json(data, method, path):
+    if data is None:
+        return None
+    try:
+        return json.dumps(data, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as error:
+        raise PceError("cannot send %s %s: its body is not JSON: %s" % (method, path, error)) from None
+
+
 # --- retry helpers ----------------------------------------------------------------------------------------
 def _retry_statuses(method):
     return RETRY_STATUSES if method in IDEMPOTENT_METHODS else RETRY_STATUSES_POST
 
 
-def _safe_to_resend(method, error):
+def _safe_to_resend(method, failure):
     """Whether a failed request can be sent again without risking doing its work twice."""
-    if method in IDEMPOTENT_METHODS:
-        return True
-    # requests does not say whether the request left; a refused or timed-out connect means it did not.
-    if isinstance(error, requests.exceptions.ConnectTimeout):
-        return True
-    reason = error.args[0] if error.args else None
-    reason = getattr(reason, "reason", reason)
-    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+    # A request that failed while connecting or being sent did not reach the PCE whole, so it did nothing.
+    return method in IDEMPOTENT_METHODS or not failure.sent
 
 
 def _parse_retry_after(value, default=0.0):
@@ -377,7 +658,11 @@ def _excerpt(text):
 
 def _tls_message(base_url, error):
     reason = _reason(error)
-    if "CERTIFICATE_VERIFY_FAILED" in reason or "certificate verify failed" in reason.lower():
+    if (
+        isinstance(error, ssl.CertificateError)
+        or "CERTIFICATE_VERIFY_FAILED" in reason
+        or "certificate verify failed" in reason.lower()
+    ):
         return (
             "TLS certificate verification failed for %s: %s. Set ca_path (or ILLUMIO_PCE_CA_PATH) to the CA "
             "certificate that signed the PCE certificate; validate_certs=false turns verification off and is "
@@ -390,18 +675,15 @@ def _tls_message(base_url, error):
     )
 
 
-def _connection_message(base_url, error, attempts):
-    kind = "timed out" if isinstance(error, requests.exceptions.Timeout) else "failed"
+def _connection_message(base_url, failure, attempts):
+    kind = "timed out" if isinstance(failure.error, (socket.timeout, TimeoutError)) else "failed"
     return (
-        "connection to the PCE at %s %s after %d attempt(s): %s. Check pce_host / pce_port, network access "
-        "and proxy_url (or HTTPS_PROXY / NO_PROXY)." % (base_url, kind, attempts, _reason(error))
+        "connection to the PCE at %s %s after %d attempt(s): %s (while %s). Check pce_host / pce_port, network "
+        "access and proxy_url (or HTTPS_PROXY / NO_PROXY)."
+        % (base_url, kind, attempts, _reason(failure.error), failure.step)
     )
 
 
 def _reason(error):
-    """The innermost readable cause of a requests exception, without urllib3's object reprs."""
-    reason = error.args[0] if error.args else error
-    reason = getattr(reason, "reason", reason)
-    text = str(reason)
-    # urllib3 wraps the cause as "<urllib3.connection.HTTPSConnection object at 0x..>: Failed to ..."
-    return text.split(">: ", 1)[-1] if text.startswith("<") else text
+    """An exception as readable text: its message, or its type when it has none."""
+    return str(error) or error.__class__.__name__

@@ -21,9 +21,10 @@ def build_client():
     module.exit_json(
         base_url=client.base_url,
         org_id=client.org_id,
-        verify=client.session.verify,
-        cert=client.session.cert,
-        proxies=client.proxies,
+        validate_certs=client.validate_certs,
+        ca_path=client.ca_path,
+        cert=(client.client_cert, client.client_key),
+        proxy_url=client.proxy_url,
         timeout=client.timeout,
         max_retries=client.max_retries,
         no_log_values=sorted(module.no_log_values),
@@ -44,9 +45,9 @@ def test_every_connection_option_falls_back_to_its_environment_variable(monkeypa
     result = run_module(build_client, {})
     assert result["base_url"] == "https://pce.example.com:8443"
     assert result["org_id"] == 3
-    assert result["verify"] == "/etc/pce/ca.pem"
+    assert (result["validate_certs"], result["ca_path"]) == (True, "/etc/pce/ca.pem")
     assert result["cert"] == ("/etc/pce/client.pem", "/etc/pce/client.key")
-    assert result["proxies"]["https"] == "http://proxy.example.com:3128"
+    assert result["proxy_url"] == "http://proxy.example.com:3128"
     assert "from-the-environment" in result["no_log_values"]
 
 
@@ -63,7 +64,7 @@ def test_task_options_win_over_the_environment(monkeypatch):
     }
     result = run_module(build_client, args)
     assert result["base_url"] == "https://task.example.com:443"
-    assert result["verify"] is True
+    assert (result["validate_certs"], result["ca_path"]) == (True, None)
     assert (result["timeout"], result["max_retries"]) == (7, 0)
     assert "task-secret" in result["no_log_values"]
 
@@ -71,7 +72,7 @@ def test_task_options_win_over_the_environment(monkeypatch):
 def test_validate_certs_false_from_the_environment(monkeypatch):
     monkeypatch.setenv("ILLUMIO_PCE_VALIDATE_CERTS", "false")
     result = run_module(build_client, {"pce_host": "pce", "api_key_username": "u", "api_key_secret": "s"})
-    assert result["verify"] is False
+    assert result["validate_certs"] is False
 
 
 def test_missing_secret_is_named_with_its_variable():

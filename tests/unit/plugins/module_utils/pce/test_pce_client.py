@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import os
+import shutil
 import socket
+import ssl
+import subprocess
 import time
 
 import pytest
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.client import PceClient
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
+from cryptography.hazmat.primitives import serialization
 from pce_test_server import ConnectProxy, Reply, script
 
 USERNAME = "api_0123456789abcdef"
 SECRET = "f0e1d2c3b4a5968778695a4b3c2d1e0f-very-secret"
 BASIC_TOKEN = base64.b64encode(f"{USERNAME}:{SECRET}".encode()).decode()
+# CA settings of the machine running the tests, read before the autouse fixture clears some of them.
+CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
+MACHINE_CA_ENVIRONMENT = {name: os.environ.get(name) for name in CA_VARIABLES}
 
 
 class Sleeps(list):
@@ -56,6 +64,13 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def wait_until(condition, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
 
 
 # --- plain requests -------------------------------------------------------------------------------------
@@ -106,6 +121,24 @@ def test_host_may_be_a_name_or_an_https_url(host, port, base_url):
 def test_bad_host_is_refused_clearly(host):
     with pytest.raises(PceError, match="pce_host"):
         PceClient(host, api_key_username="u", api_key_secret="s")
+
+
+def test_request_target_is_quoted_and_unset_parameters_are_left_out(serve, client_for):
+    server = serve(script(Reply(200, []), Reply(200, [])))
+    client = client_for(server)
+    client.get("/orgs/1/labels?key=role", params={"value": "web tier", "max_results": None})
+    client.get("/orgs/1/labels/x y")
+    assert (server.requests[0].path, server.requests[0].query) == (
+        "/api/v2/orgs/1/labels",
+        {"key": "role", "value": "web tier"},
+    )
+    assert server.requests[1].path == "/api/v2/orgs/1/labels/x%20y"
+
+
+def test_answer_headers_are_read_whatever_their_case(serve, client_for, sleeps):
+    server = serve(script(Reply(429, None, {"retry-after": "2"}), Reply(200, labels(1), {"x-total-count": "1"})))
+    assert client_for(server).get_collection("labels") == labels(1)
+    assert sleeps == [2.0]
 
 
 def test_paths():
@@ -205,6 +238,33 @@ def test_connection_refused_gives_up_with_a_clear_error(client_for, sleeps):
     assert len(sleeps) == 3
 
 
+def test_post_is_resent_when_the_connection_could_not_be_made(serve, client_for, sleeps):
+    """A refused connection means the POST never left, so resending it cannot create anything twice."""
+    port = free_port()
+    started = []
+
+    def sleep_then_start(seconds):
+        sleeps.append(seconds)
+        started.append(serve(script(Reply(201, {"href": "/orgs/1/labels/1"})), port=port))
+
+    client = client_for(type("Placeholder", (), {"port": port}), sleep=sleep_then_start)
+    assert client.post("/orgs/1/labels", {"key": "role", "value": "web"}) == {"href": "/orgs/1/labels/1"}
+    assert len(sleeps) == 1
+    assert len(started[0].requests) == 1
+
+
+def test_post_is_not_resent_after_a_read_timeout(serve, client_for, sleeps):
+    def too_slow(request):
+        time.sleep(0.5)
+        return Reply(201, {})
+
+    server = serve(too_slow)
+    with pytest.raises(PceError, match=r"timed out after 1 attempt\(s\): .*while waiting for the answer"):
+        client_for(server, timeout=0.1, max_retries=3).post("/orgs/1/labels", {"key": "role", "value": "web"})
+    assert len(server.requests) == 1
+    assert sleeps == []
+
+
 def test_read_timeout_is_retried_then_reported(serve, client_for, sleeps):
     def too_slow(request):
         time.sleep(0.5)
@@ -214,6 +274,68 @@ def test_read_timeout_is_retried_then_reported(serve, client_for, sleeps):
     with pytest.raises(PceError, match="timed out after 2 attempt"):
         client_for(server, timeout=0.1, max_retries=1).get("/orgs/1/labels")
     assert len(sleeps) == 1
+
+
+# --- keep-alive -----------------------------------------------------------------------------------------
+
+
+def test_requests_share_one_kept_alive_connection(serve, client_for):
+    server = serve(script(Reply(200, []), Reply(201, {"href": "/orgs/1/labels/1"}), Reply(204), Reply(200, [])))
+    client = client_for(server)
+    client.get("/orgs/1/labels")
+    client.post("/orgs/1/labels", {"key": "role", "value": "web"})
+    client.delete("/orgs/1/labels/1")
+    client.get("/orgs/1/labels")
+    assert len(server.connections) == 1
+    assert [request.connection for request in server.requests] == [0, 0, 0, 0]
+
+
+def test_idle_connection_closed_by_the_server_is_replaced(serve, client_for, sleeps):
+    """A POST too: the client sees the server's close before it sends, so nothing is resent."""
+    server = serve(script(Reply(200, [], then_close=True), Reply(201, {"href": "/orgs/1/labels/1"})))
+    client = client_for(server, max_retries=0)
+    client.get("/orgs/1/labels")
+    wait_until(lambda: server.closed == [0])
+    assert client.post("/orgs/1/labels", {"key": "role", "value": "web"}) == {"href": "/orgs/1/labels/1"}
+    assert [request.connection for request in server.requests] == [0, 1]
+    assert sleeps == []
+
+
+def test_answer_with_connection_close_is_followed_by_a_new_connection(serve, client_for, sleeps):
+    server = serve(script(Reply(200, [], {"Connection": "close"}), Reply(200, labels(1))))
+    client = client_for(server, max_retries=0)
+    assert client.get("/orgs/1/labels") == []
+    assert client.get("/orgs/1/labels") == labels(1)
+    assert [request.connection for request in server.requests] == [0, 1]
+    assert sleeps == []
+
+
+def test_get_lost_on_a_connection_the_server_just_closed_is_sent_once_more(serve, client_for, sleeps):
+    """Not a retry attempt: even with max_retries=0 the request goes again, at once, on a fresh connection."""
+    server = serve(script(Reply(200, []), Reply(0, drop=True), Reply(200, labels(1))))
+    client = client_for(server, max_retries=0)
+    client.get("/orgs/1/labels")
+    assert client.get("/orgs/1/labels") == labels(1)
+    assert [request.connection for request in server.requests] == [0, 0, 1]
+    assert sleeps == []
+
+
+def test_post_lost_on_a_connection_the_server_just_closed_is_not_sent_twice(serve, client_for, sleeps):
+    """The server read the whole POST before it hung up, so it may have acted on it: not resent."""
+    server = serve(script(Reply(200, []), Reply(0, drop=True), Reply(201, {})))
+    client = client_for(server)
+    client.get("/orgs/1/labels")
+    with pytest.raises(PceError) as caught:
+        client.post("/orgs/1/labels", {"key": "role", "value": "web"})
+    message = str(caught.value)
+    assert "connection to the PCE at https://127.0.0.1:" in message
+    assert "failed after 1 attempt(s)" in message
+    assert "while waiting for the answer" in message
+    assert len(server.requests) == 2
+    assert sleeps == []
+    # The client itself is fine: its next request goes out on a fresh connection.
+    assert client.get("/orgs/1/labels/1") == {}
+    assert server.requests[-1].connection == 1
 
 
 # --- collections ----------------------------------------------------------------------------------------
@@ -304,14 +426,109 @@ def test_ca_path_beats_requests_ca_bundle_from_the_environment(serve, client_for
         client_for(server, ca_path=None).get("/orgs/1/labels")
 
 
-def test_tls_options_are_wired_into_the_session(tls_files):
+def machine_ca_environment(monkeypatch):
+    """Set the CA variables as this machine has them (or to OpenSSL's default store where it has none)."""
+    defaults = ssl.get_default_verify_paths()
+    for name in CA_VARIABLES:
+        value = MACHINE_CA_ENVIRONMENT[name] or (defaults.capath if name == "SSL_CERT_DIR" else defaults.cafile)
+        if value:
+            monkeypatch.setenv(name, value)
+
+
+def test_ca_environment_of_this_machine_does_not_loosen_verification(serve, client_for, tls_files, monkeypatch):
+    machine_ca_environment(monkeypatch)
+    server = serve(script(Reply(200, [])))
+    for ca_path in (str(tls_files.other_ca_cert), None):
+        with pytest.raises(PceError, match="certificate verification failed"):
+            client_for(server, ca_path=ca_path).get("/orgs/1/labels")
+    assert server.requests == []
+
+
+def test_ca_path_is_the_only_trust_when_given(serve, client_for, tls_files, monkeypatch):
+    """Every CA variable names the CA that signed the server, yet only ca_path's CA counts."""
+    for name in CA_VARIABLES:
+        monkeypatch.setenv(name, str(tls_files.ca_cert if name != "SSL_CERT_DIR" else tls_files.ca_cert.parent))
+    server = serve(script(Reply(200, [])))
+    with pytest.raises(PceError, match="certificate verification failed"):
+        client_for(server, ca_path=str(tls_files.other_ca_cert)).get("/orgs/1/labels")
+    assert server.requests == []
+
+
+def test_requests_ca_bundle_is_not_used(serve, client_for, tls_files, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_files.ca_cert))
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(tls_files.ca_cert))
+    server = serve(script(Reply(200, [])))
+    with pytest.raises(PceError, match="certificate verification failed"):
+        client_for(server, ca_path=None).get("/orgs/1/labels")
+
+
+def test_without_ca_path_openssl_default_trust_applies(serve, client_for, tls_files, tmp_path, monkeypatch):
+    """As documented: without ca_path the system store is used, which SSL_CERT_FILE / SSL_CERT_DIR can move."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files.ca_cert))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    server = serve(script(Reply(200, [])))
+    assert client_for(server, ca_path=None).get("/orgs/1/labels") == []
+
+
+def test_tls_options_shape_the_ssl_context(tls_files, monkeypatch):
+    machine_ca_environment(monkeypatch)
     common = {"api_key_username": "u", "api_key_secret": "s"}
-    assert PceClient("pce", **common).session.verify is True
-    assert PceClient("pce", ca_path="/etc/pce-ca.pem", **common).session.verify == "/etc/pce-ca.pem"
-    assert PceClient("pce", validate_certs=False, ca_path="/x.pem", **common).session.verify is False
+    default = PceClient("pce", **common).tls_context()
+    assert (default.verify_mode, default.check_hostname) == (ssl.CERT_REQUIRED, True)
+    pinned = PceClient("pce", ca_path=str(tls_files.ca_cert), **common).tls_context()
+    assert (pinned.verify_mode, pinned.check_hostname) == (ssl.CERT_REQUIRED, True)
+    assert [ca["subject"] for ca in pinned.get_ca_certs()] == [((("commonName", "microseg.illumio unit test CA"),),)]
+    unverified = PceClient("pce", validate_certs=False, ca_path="/x.pem", **common)
+    assert (unverified.tls_context().verify_mode, unverified.tls_context().check_hostname) == (ssl.CERT_NONE, False)
     both = PceClient("pce", client_cert="/c.pem", client_key="/k.pem", **common)
-    assert both.session.cert == ("/c.pem", "/k.pem")
-    assert PceClient("pce", client_cert="/ck.pem", **common).session.cert == "/ck.pem"
+    assert (both.client_cert, both.client_key) == ("/c.pem", "/k.pem")
+
+
+def test_validate_certs_false_accepts_an_untrusted_certificate(serve, client_for, tls_files):
+    server = serve(script(Reply(200, [])))
+    assert client_for(server, ca_path=str(tls_files.other_ca_cert), validate_certs=False).get("/orgs/1/labels") == []
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command to name hashed CA files")
+def test_ca_path_may_be_a_hashed_directory(serve, client_for, tls_files, tmp_path):
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(tls_files.ca_cert)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    shutil.copy(tls_files.ca_cert, tmp_path / f"{subject_hash}.0")
+    server = serve(script(Reply(200, [])))
+    assert client_for(server, ca_path=str(tmp_path)).get("/orgs/1/labels") == []
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"ca_path": "/nonexistent/ca.pem"}, "cannot load the CA certificate(s) of ca_path /nonexistent/ca.pem"),
+        ({"client_cert": "/nonexistent/c.pem"}, "cannot load the client certificate client_cert /nonexistent/c.pem"),
+        ({"client_cert": "CLIENT_CERT", "client_key": "/nonexistent/c.key"}, "client_key /nonexistent/c.key: "),
+    ],
+)
+def test_unreadable_tls_files_are_reported_clearly(serve, client_for, tls_files, sleeps, options, expected):
+    server = serve(script(Reply(200, [])))
+    options = {name: str(tls_files.client_cert) if value == "CLIENT_CERT" else value for name, value in options.items()}
+    with pytest.raises(PceError) as caught:
+        client_for(server, **options).get("/orgs/1/labels")
+    assert expected in str(caught.value)
+    assert "No such file" in str(caught.value)
+    assert (server.requests, sleeps) == ([], [])
+
+
+def test_encrypted_client_key_is_refused_without_asking_for_a_password(serve, client_for, tls_files, tmp_path):
+    key = serialization.load_pem_private_key(tls_files.client_key.read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted.key"
+    encryption = serialization.BestAvailableEncryption(b"passphrase")
+    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
+    server = serve(script(Reply(200, [])))
+    client = client_for(server, client_cert=str(tls_files.client_cert), client_key=str(encrypted))
+    with pytest.raises(PceError, match=r"cannot load the client certificate .* the key unencrypted"):
+        client.get("/orgs/1/labels")
 
 
 def test_client_certificate_is_presented(serve, client_for, tls_files):
@@ -348,6 +565,69 @@ def test_without_proxy_url_the_environment_proxy_is_used(serve, client_for, prox
     server = serve(script(Reply(200, [])))
     client_for(server).get("/orgs/1/labels")
     assert [tunnel[:2] for tunnel in proxy.tunnels] == [("CONNECT", f"127.0.0.1:{server.port}")]
+
+
+def test_proxy_credentials_go_to_the_proxy_only(serve, client_for, proxy):
+    server = serve(script(Reply(200, [])))
+    proxy_url = proxy.url.replace("http://", "http://proxy%20user:Pa%3Ass@")
+    client_for(server, proxy_url=proxy_url).get("/orgs/1/labels")
+    expected = "Basic " + base64.b64encode(b"proxy user:Pa:ss").decode()
+    assert proxy.tunnels[0][2]["Proxy-Authorization"] == expected
+    assert "proxy-authorization" not in server.requests[0].headers
+
+
+def test_proxy_url_is_used_even_for_hosts_in_no_proxy(serve, client_for, proxy, monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    server = serve(script(Reply(200, [])))
+    client_for(server, proxy_url=proxy.url).get("/orgs/1/labels")
+    assert len(proxy.tunnels) == 1
+
+
+@pytest.mark.parametrize("variable", ["https_proxy", "HTTPS_PROXY", "ALL_PROXY"])
+def test_environment_proxy_variables(serve, client_for, proxy, monkeypatch, variable):
+    monkeypatch.setenv(variable, proxy.url.replace("http://", "") if variable == "ALL_PROXY" else proxy.url)
+    server = serve(script(Reply(200, [])))
+    client = client_for(server)
+    assert client.proxy_url in (proxy.url, proxy.url.replace("http://", ""))
+    assert client.get("/orgs/1/labels") == []
+    assert [tunnel[:2] for tunnel in proxy.tunnels] == [("CONNECT", f"127.0.0.1:{server.port}")]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("NO_PROXY", "127.0.0.1"),
+        ("no_proxy", "pce.example.com, 127.0.0.1"),
+        ("NO_PROXY", "*"),
+        ("no_proxy", "10.0.0.0/8,127.0.0.0/8"),
+    ],
+)
+def test_no_proxy_bypasses_the_environment_proxy(serve, client_for, proxy, monkeypatch, variable, value):
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv(variable, value)
+    server = serve(script(Reply(200, [])))
+    client = client_for(server)
+    assert client.proxy_url is None
+    assert client.get("/orgs/1/labels") == []
+    assert proxy.tunnels == []
+
+
+def test_no_proxy_for_other_hosts_keeps_the_proxy(serve, client_for, proxy, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "pce.example.com,10.0.0.0/8,127.0.0.10")
+    server = serve(script(Reply(200, [])))
+    client_for(server).get("/orgs/1/labels")
+    assert len(proxy.tunnels) == 1
+
+
+@pytest.mark.parametrize(
+    "proxy_url", ["socks5://127.0.0.1:1080", "https://user:Pr0xyPa55word@proxy:3128", "http://p:x"]
+)
+def test_unusable_proxy_url_is_refused_clearly(proxy_url):
+    with pytest.raises(PceError) as caught:
+        PceClient("pce", api_key_username=USERNAME, api_key_secret=SECRET, proxy_url=proxy_url)
+    assert "proxy_url must be an http:// URL such as http://proxy.example.com:3128" in str(caught.value)
+    assert "Pr0xyPa55word" not in str(caught.value)
 
 
 def test_proxy_credentials_never_show_in_errors(client_for):
