@@ -13,16 +13,19 @@ stopped and its folder removed when COMMAND ends, whatever the outcome.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,10 +54,25 @@ class LabPce:
             "ILLUMIO_PCE_CA_PATH": self.ca_path,
         }
 
+    def api(self, method: str, path: str, body=None):
+        """Call the lab's API under /api/v2/orgs/ORG/ (TLS verified with the lab CA); the decoded answer."""
+        url = f"https://{self.host}:{self.port}/api/v2/orgs/{self.org_id}/{path.lstrip('/')}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method=method)
+        token = base64.b64encode(f"{self.api_key_username}:{self.api_key_secret}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        request.add_header("Content-Type", "application/json")
+        context = ssl.create_default_context(cafile=self.ca_path)
+        with urllib.request.urlopen(request, context=context, timeout=60) as answer:  # noqa: S310 - https only
+            payload = answer.read()
+        return json.loads(payload) if payload else None
+
 
 def _pcelab_command() -> list[str]:
-    found = shutil.which("pcelab")
-    return [found] if found else [sys.executable, "-m", "pcelab"]
+    # The console script installed next to this Python (the project venv) wins over whatever PATH holds.
+    beside = Path(sys.executable).with_name("pcelab")
+    found = str(beside) if beside.exists() else shutil.which("pcelab")
+    return [found] if found else [sys.executable, "-m", "pcelab.cli"]
 
 
 def _create_api_key(data_dir: Path) -> tuple[str, str]:
