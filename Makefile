@@ -81,7 +81,7 @@ test: setup lint unit lab-tests integration hostlab-tests host-tests vensim-test
 # --- the parts of `make test` -------------------------------------------------------------------
 .PHONY: unit
 unit:
-	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 tests/unit
 
 .PHONY: lab-tests
 lab-tests:
@@ -89,7 +89,7 @@ lab-tests:
 
 .PHONY: integration
 integration:
-	$(BIN)/pytest -q -p no:cacheprovider tests/integration
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 tests/integration
 
 # Real test hosts (network namespaces + sshd) need root; the suite skips itself, loudly, otherwise.
 .PHONY: hostlab-tests
@@ -100,7 +100,7 @@ hostlab-tests:
 # the firewall role and firewall_apply, both backends, traffic checks, lock-out and rollback. Root only.
 .PHONY: host-tests
 host-tests:
-	$(BIN)/pytest -q -p no:cacheprovider tests/hosts
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadscope tests/hosts
 
 # The VEN stand-in (tests/vensim): two versions as .deb (and .rpm when rpmbuild is there) plus the bundles
 # `pcelab ven-software-install` takes, in .build/vensim.
