@@ -85,7 +85,7 @@ class FakePolicyPce:
 
     def get(self, kind: str, name: str, state: str = "draft") -> dict | None:
         store = self.draft if state == "draft" else self.active
-        found = [doc for (k, _), doc in store.items() if k == kind and doc["name"] == name]
+        found = [doc for (k, _obj_id), doc in store.items() if k == kind and doc["name"] == name]
         live = [doc for doc in found if doc["update_type"] != "delete"] if state == "draft" else found
         return self.render(live[0]) if live else (self.render(found[0]) if found else None)
 
@@ -166,7 +166,7 @@ class FakePolicyPce:
                 return refused("method_not_allowed", "active policy is read-only", 405)
             store = self.draft if state == "draft" else self.active
             if obj_id is None and request.method == "GET":
-                docs = [self.render(doc) for (k, _), doc in store.items() if k == kind]
+                docs = [self.render(doc) for (k, _obj_id), doc in store.items() if k == kind]
                 wanted = request.query.get("name", "").lower()
                 return self._listing([doc for doc in docs if wanted in doc["name"].lower()], request)
             if obj_id is None and request.method == "POST":
@@ -252,7 +252,7 @@ class FakePolicyPce:
     def _pending(self) -> dict:
         pending = {}
         for kind in KINDS:
-            docs = [self.render(doc) for (k, _), doc in self.draft.items() if k == kind and doc["update_type"]]
+            docs = [self.render(doc) for (k, _obj_id), doc in self.draft.items() if k == kind and doc["update_type"]]
             if docs:
                 pending[kind] = docs
         return pending
@@ -262,7 +262,7 @@ class FakePolicyPce:
         subset = body.get("change_subset")
         if subset is not None:
             hrefs = {ref["href"] for refs in subset.values() for ref in refs}
-            stray = hrefs - {doc["href"] for _, doc in pending}
+            stray = hrefs - {doc["href"] for _kind, doc in pending}
             if stray:
                 return refused("not_pending_change", f"change_subset names objects without pending changes: {stray}")
             pending = [(key, doc) for key, doc in pending if doc["href"] in hrefs]

@@ -60,7 +60,7 @@ def test_creates_with_label_hrefs_then_is_idempotent(pce):
     }
     assert created["label_group"]["href"].startswith("/orgs/1/sec_policy/draft/label_groups/")
     # Members given in another order and form are the same set.
-    again = run(pce, diff=True, **dict(args, labels=[{"loc": "dc2"}, "dc1"]))
+    again = run(pce, diff=True, **{**args, "labels": [{"loc": "dc2"}, "dc1"]})
     assert again["changed"] is False
     assert again["diff"]["before"] == again["diff"]["after"]
     assert again["provision_pending"] is True  # created, not provisioned yet
