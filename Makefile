@@ -1,5 +1,5 @@
 # microseg.illumio — developer entry points.
-#   make demo   set everything up and run playbooks/demo.yml against a throwaway lab PCE
+#   make demo   set everything up, then show labels, policy as code and the inventory on a throwaway lab PCE
 #   make test   install what is missing, then run every test, lint and sanity check
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -72,6 +72,7 @@ setup: system-deps venv pythons stage
 .PHONY: demo
 demo: setup
 	$(BIN)/python tools/with_lab.py -- bash -c 'ansible-playbook playbooks/demo.yml \
+	  && ansible-playbook playbooks/policy_as_code.yml \
 	  && python tools/demo_workloads.py && ansible-inventory -i playbooks/inventory/demo.pce.yml --graph'
 
 .PHONY: test
