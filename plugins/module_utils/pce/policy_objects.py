@@ -31,6 +31,7 @@ from ansible_collections.microseg.illumio.plugins.module_utils.pce.protocols imp
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.references import (
     ReferenceResolver,
     is_pending_deletion,
+    the_live_one,
 )
 
 POLICY_VERSIONS = ("draft", "active")
@@ -74,14 +75,7 @@ class DraftPolicyType(PceObjectType):
 
     def locate(self, name):
         """(the live object named `name` exactly or None, whether a deletion of that name is pending)."""
-        candidates = [obj for obj in self.read_collection({"name": name}) if obj.get("name") == name]
-        live = [obj for obj in candidates if not is_pending_deletion(obj)]
-        if len(live) > 1:
-            raise PceError(
-                "%d %ss are named %r; rename or delete all but one on the PCE: %s"
-                % (len(live), self.word(), name, ", ".join(obj["href"] for obj in live))
-            )
-        return (live[0] if live else None), len(live) < len(candidates)
+        return the_live_one(self.read_collection({"name": name}), name, self.word())
 
     def find(self, identity):
         return self.locate(identity["name"])[0]

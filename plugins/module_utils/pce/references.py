@@ -66,13 +66,7 @@ class ReferenceResolver(object):
     def find(self, kind, name):
         """The one object of `kind` whose name (hostname for workloads) equals `name` exactly, or None."""
         _endpoint, field, _is_policy = _kind(kind)
-        matches = [obj for obj in self.objects(kind) if obj.get(field) == name]
-        if len(matches) > 1:
-            raise PceError(
-                "%d %ss are named %r; name one by a unique name: %s"
-                % (len(matches), _word(kind), name, ", ".join(obj["href"] for obj in matches))
-            )
-        return matches[0] if matches else None
+        return the_live_one(self.objects(kind), name, _word(kind), field)[0]
 
     def href(self, kind, name):
         """The href of the object of `kind` named `name`; a PceError that says how to create it otherwise."""
@@ -90,6 +84,22 @@ class ReferenceResolver(object):
             if (_version_free(obj["href"]) if is_policy else obj["href"]) == wanted:
                 return obj.get(field)
         return href
+
+
+def the_live_one(candidates, name, word, field="name"):
+    """(the one live candidate whose `field` equals `name` exactly, or None; whether one is pending deletion).
+
+    The PCE's name filters match partially, so whatever was read is filtered here for an exact match; two
+    live objects of the same name are an error rather than a guess.
+    """
+    named = [obj for obj in candidates if obj.get(field) == name]
+    live = [obj for obj in named if not is_pending_deletion(obj)]
+    if len(live) > 1:
+        raise PceError(
+            "%d %ss are named %r; rename or delete all but one on the PCE: %s"
+            % (len(live), word, name, ", ".join(obj["href"] for obj in live))
+        )
+    return (live[0] if live else None), len(live) < len(named)
 
 
 def is_pending_deletion(obj):

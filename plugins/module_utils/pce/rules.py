@@ -24,7 +24,7 @@ from ansible_collections.microseg.illumio.plugins.module_utils.pce.actors import
     services_key,
 )
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
-from ansible_collections.microseg.illumio.plugins.module_utils.pce.references import is_pending_deletion
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.references import is_pending_deletion, the_live_one
 
 RESOLVE_AS = ("workloads", "virtual_services")
 DEFAULT_RESOLVE_LABELS_AS = {"providers": ["workloads"], "consumers": ["workloads"]}
@@ -283,14 +283,7 @@ def _text_option(params, option):
 
 def _find_live(client, path, name, word):
     """The one live (not pending deletion) draft object named exactly `name`, or None."""
-    candidates = client.get_collection(path, {"name": name})
-    found = [obj for obj in candidates if obj.get("name") == name and not is_pending_deletion(obj)]
-    if len(found) > 1:
-        raise PceError(
-            "%d %ss are named %r; rename or delete all but one: %s"
-            % (len(found), word, name, ", ".join(obj["href"] for obj in found))
-        )
-    return found[0] if found else None
+    return the_live_one(client.get_collection(path, {"name": name}), name, word)[0]
 
 
 def _find_renamed(find, name, new_name, word):
