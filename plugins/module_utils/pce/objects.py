@@ -138,7 +138,7 @@ class PceObjectType(object):
     def changes(self, current, wanted):
         """The wanted fields whose values differ from the current object's."""
         return dict(
-            (field, value) for field, value in wanted.items() if _comparable(current.get(field)) != _comparable(value)
+            (field, value) for field, value in wanted.items() if comparable(current.get(field)) != comparable(value)
         )
 
     def create(self, payload):
@@ -163,7 +163,7 @@ class PceObjectType(object):
         }
 
 
-def _comparable(value):
+def comparable(value):
     """A form of value in which equal PCE values compare equal.
 
     References compare by href only (the PCE expands them with names and keys), and lists compare as
@@ -172,9 +172,9 @@ def _comparable(value):
     if isinstance(value, dict):
         if "href" in value:
             return value["href"]
-        return tuple(sorted((key, _comparable(item)) for key, item in value.items()))
+        return tuple(sorted((key, comparable(item)) for key, item in value.items()))
     if isinstance(value, (list, tuple)):
-        return tuple(sorted((_comparable(item) for item in value), key=lambda item: json.dumps(item, default=str)))
+        return tuple(sorted((comparable(item) for item in value), key=lambda item: json.dumps(item, default=str)))
     return value
 
 

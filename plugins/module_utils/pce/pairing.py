@@ -15,7 +15,7 @@ import re
 
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.labels import key_value_pairs
-from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import PceObjectType, _comparable
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import PceObjectType, comparable
 
 ENFORCEMENT_MODES = ("idle", "visibility_only", "selective", "full")
 VISIBILITY_LEVELS = ("flow_summary", "flow_drops", "flow_off", "enhanced_data_collection")
@@ -203,7 +203,7 @@ class PairingProfile(PceObjectType):
             elif field == "description":
                 differs = (now or "") != (value or "")
             else:
-                differs = _comparable(now) != _comparable(value)
+                differs = comparable(now) != comparable(value)
             if differs:
                 changed[field] = value
         return changed
