@@ -252,7 +252,9 @@ def fetch_script(lab, script: str, profile_id):
         return anonymous.get("/api/v18/software/ven/image", params={"pair_script": script, "profile_id": profile_id})
 
 
-def run_script(lab, tmp_path, script: str, *arguments: str) -> tuple[subprocess.CompletedProcess, Path]:
+def run_script(
+    lab, tmp_path, script: str, *arguments: str, env: dict | None = None
+) -> tuple[subprocess.CompletedProcess, Path]:
     root = tmp_path / "host"
     bin_dir = scratch_host(root)
     text = fetch_script(lab, script, arguments[0])
@@ -261,7 +263,7 @@ def run_script(lab, tmp_path, script: str, *arguments: str) -> tuple[subprocess.
     path.write_text(text.text)
     # The session's NO_PROXY (loopback) would make curl skip --proxy-server for the lab; the proxy test needs it.
     environment = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
-    environment.update(PCELAB_PAIR_ROOT=str(root), PATH=f"{bin_dir}:{os.environ['PATH']}")
+    environment.update(PCELAB_PAIR_ROOT=str(root), PATH=f"{bin_dir}:{os.environ['PATH']}", **(env or {}))
     done = subprocess.run(
         ["bash", str(path), "--management-server", host_of(lab), *arguments[1:]],
         env=environment,
@@ -288,6 +290,20 @@ def test_pair_sh_installs_the_package_and_activates_for_real(api, lab, tmp_path,
     ven = api.get(activation["ven_href"]).json()
     assert ven["hostname"] == "e2e-host" and ven["labels"] == [{"href": role["href"]}]
     assert not (root / "opt/illumio_ven_data/tmp/.activation_code_header").exists()
+    assert code not in (root / "ctl-args.txt").read_text(), "the VEN reads the code from agent_activation.cfg"
+    assert not (root / "opt/illumio_ven_data/etc/agent_activation.cfg").exists()
+
+
+def test_pair_sh_takes_the_code_from_ven_activation_code_so_no_command_line_shows_it(
+    api, lab, tmp_path, release_installed
+):
+    profile = new_profile(api, enforcement_mode="idle")
+    code = new_key(api, profile)
+    done, root = run_script(lab, tmp_path, "pair.sh", profile_number(profile), env={"VEN_ACTIVATION_CODE": code})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads((root / "activation.json").read_text())["ven_href"]
+    assert code not in (root / "ctl-args.txt").read_text()
+    assert not (root / "opt/illumio_ven_data/etc/agent_activation.cfg").exists()
 
 
 def test_pair_sh_refuses_a_package_with_a_wrong_checksum(api, lab, tmp_path, release_installed):

@@ -169,7 +169,7 @@ def test_linux_script_refuses_to_run_without_activation_code(tmp_path):
         ["bash", str(path), "--management-server", "pce.example.com:8443"], capture_output=True, text=True
     )
     assert done.returncode == 1
-    assert "--activation-code is required" in done.stderr
+    assert "--activation-code (or VEN_ACTIVATION_CODE) is required" in done.stderr
 
 
 def test_windows_scripts_carry_mode_profile_and_ca():

@@ -72,7 +72,11 @@ STUB_VEN_CTL = """#!/bin/bash
 set -eu
 [ "$1" = activate ] || { echo "stub illumio-ven-ctl: only activate is supported" >&2; exit 2; }
 shift
+printf '%s\n' "$@" >"$PCELAB_PAIR_ROOT/ctl-args.txt"
 role=""
+# Like the VEN: without --activation-code the code comes from the activation file the pairing script wrote.
+cfg="$PCELAB_PAIR_ROOT/opt/illumio_ven_data/etc/agent_activation.cfg"
+code="$(sed -n 's/^activation_code: *//p' "$cfg" 2>/dev/null || true)"
 while [ $# -gt 0 ]; do
     case "$1" in
         --management-server) server="$2" ;;
@@ -88,6 +92,7 @@ body="{\\"activation_code\\": \\"$code\\", \\"hostname\\": \\"e2e-host\\", \\"os
  \\"interfaces\\": [{\\"name\\": \\"eth0\\", \\"address\\": \\"192.0.2.10\\", \\"cidr_block\\": 24}]}"
 curl --fail-with-body --silent --show-error --cacert "$PCELAB_CA_FILE" -H 'Content-Type: application/json' \\
     --data "$body" "https://$server/lab/agent/v1/activate" >"$PCELAB_PAIR_ROOT/activation.json"
+rm -f "$cfg"
 """
 
 

@@ -8,7 +8,9 @@
 # Detects the OS and CPU from /etc/os-release and uname, asks the PCE which package of the pairing
 # profile's VEN release fits, downloads it (TLS verified against the lab CA embedded below, or --ca-file),
 # checks its sha256, installs it with dpkg or rpm, then @@FINAL_STEP_SUMMARY@@.
-# Output is also appended to /var/log/illumio_install.log. The activation code is never logged.
+# Output is also appended to /var/log/illumio_install.log. The activation code is never logged. It may come
+# from the documented install variable VEN_ACTIVATION_CODE instead of --activation-code, which keeps it out
+# of the process list.
 set -eu
 set -o pipefail
 # As the documented one-liner does: nothing this script creates is group-writable or readable by others.
@@ -26,7 +28,7 @@ CA_BUNDLE="$WORK_DIR/pce_ca.pem"
 CODE_HEADER="$WORK_DIR/.activation_code_header"
 
 MANAGEMENT_SERVER=""
-ACTIVATION_CODE=""
+ACTIVATION_CODE="${VEN_ACTIVATION_CODE:-}"
 PROXY_SERVER=""
 CA_FILE=""
 ACTIVATE_OPTIONS=()
@@ -62,7 +64,7 @@ parse_arguments() {
         esac
     done
     [ -n "$MANAGEMENT_SERVER" ] || die "--management-server HOST:PORT is required"
-    [ -n "$ACTIVATION_CODE" ] || die "--activation-code is required"
+    [ -n "$ACTIVATION_CODE" ] || die "--activation-code (or VEN_ACTIVATION_CODE) is required"
     case "$ACTIVATION_CODE" in *[!0-9a-fA-F]*) die "the activation code must be hexadecimal" ;; esac
 }
 
@@ -188,4 +190,16 @@ main() {
     select_package
     download_package
     finish
+}
+
+write_activation_config() {
+    local config="$DATA_DIR/etc/agent_activation.cfg"
+    rm -f "$config"
+    (umask 027 && printf 'activation_code: %s\nmasterconfig_server: %s\n' \
+        "$ACTIVATION_CODE" "$MANAGEMENT_SERVER" >"$config")
+    # The VEN's unprivileged user reads it; nobody else may.
+    if [ -z "$ROOT" ] && getent group ilo-ven >/dev/null 2>&1; then
+        chgrp ilo-ven "$config"
+    fi
+    echo "Wrote $config"
 }

@@ -11,16 +11,4 @@ finish() {
     echo "VEN installed and prepared: it activates with the PCE at the next boot"
 }
 
-write_activation_config() {
-    local config="$DATA_DIR/etc/agent_activation.cfg"
-    rm -f "$config"
-    (umask 027 && printf 'activation_code: %s\nmasterconfig_server: %s\n' \
-        "$ACTIVATION_CODE" "$MANAGEMENT_SERVER" >"$config")
-    # The VEN's unprivileged user reads it at boot; nobody else may.
-    if [ -z "$ROOT" ] && getent group ilo-ven >/dev/null 2>&1; then
-        chgrp ilo-ven "$config"
-    fi
-    echo "Wrote $config"
-}
-
 main "$@"
