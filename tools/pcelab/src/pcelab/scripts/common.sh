@@ -20,7 +20,8 @@ PROFILE_ID='@@PROFILE_ID@@'
 # Tests set PCELAB_PAIR_ROOT to a scratch folder; on a real host it is unset and every path is the real one.
 ROOT="${PCELAB_PAIR_ROOT:-}"
 VEN_DIR="$ROOT/opt/illumio_ven"
-DATA_DIR="$ROOT/opt/illumio_ven_data"
+# The documented install variable VEN_DATA_DIR moves the data directory; the script follows it.
+DATA_DIR="$ROOT${VEN_DATA_DIR:-/opt/illumio_ven_data}"
 WORK_DIR="$DATA_DIR/tmp"
 LOG_FILE="$ROOT/var/log/illumio_install.log"
 CTL="$VEN_DIR/illumio-ven-ctl"
