@@ -65,8 +65,14 @@ stage:
 	@# ansible-test lists files with git; the staged copy is its own repository so it sees exactly these.
 	@cd $(STAGED) && git init -q && git add -A
 
+# ansible.windows, for the role ven's Windows tasks (lint, syntax checks): taken from the pinned `ansible` wheel,
+# since Galaxy is not reachable from CI.
+.PHONY: windows-collection
+windows-collection: venv
+	$(BIN)/python tools/fetch_ansible_windows.py --collections-path $(COLLECTIONS)
+
 .PHONY: setup
-setup: system-deps venv pythons stage
+setup: system-deps venv pythons stage windows-collection
 
 # --- the two commands ---------------------------------------------------------------------------
 .PHONY: demo
@@ -116,9 +122,12 @@ vensim-tests: vensim
 
 # Collection-level molecule scenarios (extensions/molecule, delegated driver, testinfra verifiers) on test hosts.
 .PHONY: molecule
-molecule:
+# The scenarios find this checkout as microseg.illumio through a link (molecule.yml sets ANSIBLE_COLLECTIONS_PATH).
+molecule: vensim
 	@if [ "$$(id -u)" != 0 ]; then echo "molecule: SKIPPED - its scenarios build test hosts, which needs root"; \
-	else $(BIN)/molecule test --all; fi
+	else mkdir -p $(BUILD)/molecule-collections/ansible_collections/microseg && \
+	  ln -sfn $(CURDIR) $(BUILD)/molecule-collections/ansible_collections/microseg/illumio && \
+	  $(BIN)/molecule test --all; fi
 
 .PHONY: lint
 lint: stage

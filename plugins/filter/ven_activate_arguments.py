@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.microseg.illumio.plugins.module_utils.ven import activation
 
 OPTION_NAMES = (
@@ -18,6 +19,15 @@ OPTION_NAMES = (
 )
 
 
+def as_bool(value):
+    """Extra vars arrive as strings: -e ven_log_traffic=false must mean false."""
+    try:
+        return boolean(value, strict=True)
+    except TypeError as exc:
+        message = "ven_activate_arguments: log_traffic must be true or false, not %r" % (value,)
+        raise AnsibleFilterError(message) from exc
+
+
 def ven_activate_arguments(options, platform="linux"):
     """The options as `--role web …` (Linux) or `-role web …` (Windows); fails on any broken rule."""
     if not isinstance(options, dict):
@@ -28,6 +38,8 @@ def ven_activate_arguments(options, platform="linux"):
     if platform not in ("linux", "windows"):
         raise AnsibleFilterError("ven_activate_arguments: platform must be linux or windows, not %r" % platform)
     given = {key: value for key, value in options.items() if value not in (None, "", {})}
+    if "log_traffic" in given:
+        given["log_traffic"] = as_bool(given["log_traffic"])
     windows = platform == "windows"
     found = activation.problems(given, windows=windows)
     if given.get("management_server"):

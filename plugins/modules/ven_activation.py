@@ -20,7 +20,8 @@ description:
   - V(prepared) is for golden images - the VEN stays installed and stopped, with the activation code and PCE
     in its activation file, and activates when it next starts (the first boot of a machine made from the
     image). An activated VEN cannot be prepared - deactivate it first, or the image would clone its identity.
-  - V(deactivated) says goodbye to the PCE and forgets the activation; the VEN stays installed.
+  - V(deactivated) says goodbye to the PCE and forgets the activation; the VEN stays installed. A prepared
+    VEN loses its activation file, so it does not pair at its next start either.
   - B(The activation code never appears on a command line.) The module writes it to the VEN's activation
     file C(agent_activation.cfg) (mode 0600), which C(illumio-ven-ctl activate) reads when it has no
     C(--activation-code) and removes after activating; the module removes it too if activation fails. Put
@@ -264,6 +265,12 @@ class Activation:
         return True
 
     def deactivate(self):
+        """Not paired, and not about to pair either: a prepared VEN loses its activation file."""
+        if self.facts["prepared"] or (self.facts["activation_file"] and not self.facts["activated"]):
+            if not self.module.check_mode:
+                activation.remove_quietly(self.activation_file)
+                self.output.append("Removed the activation file %s" % self.activation_file)
+            return True
         if not self.facts["activated"]:
             return False
         if not self.module.check_mode:
@@ -276,11 +283,10 @@ class Activation:
             activation.write_activation_file(self.activation_file, code, self.params["management_server"])
         try:
             self.output += self.ctl.check(*arguments).splitlines()
-        except VenCtlError:
-            activation.remove_quietly(self.activation_file)
-            raise
-        if code:
-            activation.remove_quietly(self.activation_file)
+        finally:
+            # Ours goes away whatever happened; a prepared image's own file stays for the next try.
+            if code:
+                activation.remove_quietly(self.activation_file)
 
 
 def same_server(have, want):
@@ -354,7 +360,7 @@ def run(module):
     if changed and not module.check_mode:
         facts = gather(module, module.params["install_dir"], module.params["data_dir"])
         check_reached(module, state, facts)
-    after = summary(facts) if not module.check_mode else dict(before, activation=expected_activation(state))
+    after = summary(facts) if not module.check_mode else expected_summary(before, state, module.params, changed)
     for warning in work.warnings:
         module.warn(warning)
     result = dict(
@@ -369,6 +375,14 @@ def run(module):
     if changed and not module.check_mode:
         result["output"] = work.output
     module.exit_json(**result)
+
+
+def expected_summary(before, state, params, changed):
+    """What check mode predicts: unchanged, or the state's activation with the PCE it pairs with."""
+    if not changed:
+        return before
+    server = None if state == "deactivated" else params["management_server"]
+    return dict(before, activation=expected_activation(state), management_server=server)
 
 
 def expected_activation(state):

@@ -154,11 +154,8 @@ from urllib.request import HTTPSHandler, ProxyHandler, build_opener
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.microseg.illumio.plugins.module_utils.ven import activation
 from ansible_collections.microseg.illumio.plugins.module_utils.ven.ctl import DEFAULT_INSTALL_DIR, VenCtlError
-from ansible_collections.microseg.illumio.plugins.module_utils.ven.facts import (
-    REMEMBERED_VARIABLES,
-    data_dir_of,
-    gather,
-)
+from ansible_collections.microseg.illumio.plugins.module_utils.ven.facts import data_dir_of, gather
+from ansible_collections.microseg.illumio.plugins.module_utils.ven.package import normalize_environment
 
 SCRIPT_NAMES = {"pair": "pair.sh", "prepare": "prepare.sh"}
 
@@ -233,6 +230,18 @@ def needed(module, facts):
     return True
 
 
+# The script decides these itself; the code has its own (secret) option.
+SCRIPT_OWNED_VARIABLES = ("VEN_ACTIVATION_CODE", "VEN_INSTALL_ACTION", "VEN_MANAGEMENT_SERVER")
+
+
+def environment_problems(environment):
+    found = normalize_environment(environment)[1]
+    owned = sorted(set(environment) & set(SCRIPT_OWNED_VARIABLES))
+    if owned:
+        found.append("environment: %s come from the module's own options, not environment" % ", ".join(owned))
+    return found
+
+
 def validate(module):
     params = module.params
     found = [
@@ -241,12 +250,7 @@ def validate(module):
     ]
     if params["proxy_server"]:
         found.append(activation.check_proxy(params["proxy_server"]))
-    unknown = sorted(set(params["environment"]) - set(REMEMBERED_VARIABLES))
-    if unknown:
-        found.append(
-            "environment: %s not among the documented install variables %s"
-            % (", ".join(unknown), ", ".join(REMEMBERED_VARIABLES))
-        )
+    found += environment_problems(params["environment"])
     if not str(params["pairing_profile_id"]).isdigit():
         found.append("pairing_profile_id must be the number at the end of the profile's href")
     if params["script"] == "prepare" and params["activate_options"]:
@@ -276,7 +280,7 @@ def main():
     )
     validate(module)
     params = module.params
-    environment = dict((key, str(value)) for key, value in params["environment"].items())
+    environment = normalize_environment(params["environment"])[0]
     data_dir = params["data_dir"] or data_dir_of({"environment": environment})
     url = script_url(params)
     try:
@@ -296,7 +300,8 @@ def main():
         module.fail_json(msg=str(exc))
     expected = "activated" if params["script"] == "pair" else "prepared"
     if after["activation"] != expected:
-        module.fail_json(msg="the pairing script ran, but the VEN is %s, not %s" % (after["activation"], expected))
+        found = after["activation"] if after["installed"] else "not installed"
+        module.fail_json(msg="the pairing script ran, but the VEN is %s, not %s" % (found, expected))
     module.exit_json(changed=True, ran=True, url=url, output=output, ven=after, diff=diff(before, after, params))
 
 

@@ -25,7 +25,7 @@ _CODE = re.compile(r"^[0-9A-Fa-f]+$")
 
 def check_management_server(server):
     """'' when HOST:PORT is fine, else why not."""
-    match = _SERVER.match(server or "")
+    match = _SERVER.fullmatch(server or "")
     if not match or not 0 < int(match.group("port")) < 65536:
         return "management_server must be HOST:PORT, such as pce.example.com:8443 (got %r)" % (server,)
     return ""
@@ -33,7 +33,7 @@ def check_management_server(server):
 
 def check_proxy(proxy):
     """The VEN takes [http://]server[:port] and only the http scheme (VEN Proxy Support)."""
-    match = _PROXY.match(proxy or "")
+    match = _PROXY.fullmatch(proxy or "")
     if not match:
         return "proxy_server must be [http://]SERVER[:PORT], not %r" % (proxy,)
     if match.group("scheme") and match.group("scheme").lower() != "http":
@@ -44,7 +44,7 @@ def check_proxy(proxy):
 
 
 def check_activation_code(code):
-    return "" if code and _CODE.match(code) else "activation_code must be the hexadecimal code of a pairing key"
+    return "" if code and _CODE.fullmatch(code) else "activation_code must be the hexadecimal code of a pairing key"
 
 
 def problems(options, windows=False):
@@ -59,6 +59,12 @@ def problems(options, windows=False):
     if windows and options.get("name") and ":" in options["name"]:
         found.append("name: Windows activation fails on a colon in a value (%r)" % options["name"])
     mode, level = options.get("enforcement_mode"), options.get("visibility_level")
+    if mode and mode not in ENFORCEMENT_MODES:
+        found.append("enforcement_mode must be one of %s, not %r" % (", ".join(ENFORCEMENT_MODES), mode))
+    if level and level not in VISIBILITY_LEVELS:
+        found.append("visibility_level must be one of %s, not %r" % (", ".join(VISIBILITY_LEVELS), level))
+    if options.get("log_traffic") not in (None, True, False):
+        found.append("log_traffic must be true or false, not %r" % (options["log_traffic"],))
     if level == "flow_off" and options.get("log_traffic") is True:
         found.append("visibility_level flow_off with log_traffic true is an invalid combination")
     if level == "flow_drops" and mode and mode != "full":
@@ -86,10 +92,11 @@ def activate_arguments(options, windows=False):
             arguments += [dash + key, str(labels[key])]
     if options.get("enforcement_mode"):
         arguments += [dash + "enforcement_mode", options["enforcement_mode"]]
+    # The guide's Linux table spells these with a dash, its Windows examples (and pair.ps1) with an underscore.
     if options.get("visibility_level"):
-        arguments += [dash + "visibility-level", options["visibility_level"]]
+        arguments += ["-visibility_level" if windows else "--visibility-level", options["visibility_level"]]
     if options.get("log_traffic") is not None:
-        arguments += [dash + "log-traffic", "true" if options["log_traffic"] else "false"]
+        arguments += ["-log_traffic" if windows else "--log-traffic", "true" if options["log_traffic"] else "false"]
     if options.get("proxy_server") and not windows:
         arguments += [dash + "proxy-server", options["proxy_server"]]
     return arguments

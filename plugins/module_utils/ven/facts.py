@@ -81,7 +81,9 @@ def write_install_record(record, path=INSTALL_RECORD):
     if not os.path.isdir(folder):
         os.makedirs(folder, 0o700)
     temporary = path + ".tmp"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if os.path.lexists(temporary):
+        os.unlink(temporary)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         json.dump(record, handle, indent=2, sort_keys=True)
     os.rename(temporary, path)

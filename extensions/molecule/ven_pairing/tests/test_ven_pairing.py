@@ -1,7 +1,8 @@
-"""Verifier of the vensim_pairing scenario: the VEN stand-in is installed, running and paired on every host."""
+"""Verifier of the ven_pairing scenario: what role microseg.illumio.ven left on each host and in the lab PCE."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 testinfra_hosts = ["all"]
 
 CTL = "/opt/illumio_ven/illumio-ven-ctl"
-PCE_DIR = Path("/var/tmp/vensim-molecule-pce")  # noqa: S108 - where create.yml started the lab PCE
+PCE_DIR = Path("/var/tmp/molecule-ven-pairing-pce")  # noqa: S108 - where create.yml started the lab PCE
+RECORD = "/var/lib/microseg-illumio/ven/install.json"
 
 
 @pytest.fixture(scope="module")
@@ -27,37 +29,72 @@ def status_fields(text: str) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line and not line.startswith("-"))
 
 
-def test_package_is_installed(host):
-    package = host.package("illumio-ven")
-    assert package.is_installed
-    assert package.version == "23.2.10-100"
+def name_of(host) -> str:
+    return host.backend.get_hostname()
 
 
-def test_ownership_follows_the_documented_layout(host):
-    assert host.user("ilo-ven").group == "ilo-ven"
-    ven_dir = host.file("/opt/illumio_ven")
-    assert (ven_dir.user, ven_dir.group, ven_dir.mode) == ("root", "ilo-ven", 0o750)
-    data_dir = host.file("/opt/illumio_ven_data")
-    assert (data_dir.user, data_dir.group, data_dir.mode) == ("ilo-ven", "ilo-ven", 0o750)
-    token = host.file("/opt/illumio_ven_data/etc/agent_token")
-    assert (token.user, token.mode) == ("root", 0o600)
+def test_every_host_has_the_older_release_from_the_library(host):
+    assert host.package("illumio-ven").version == "23.2.10-100"
 
 
-def test_status_says_running_and_paired(host):
-    shown = host.run(f"{CTL} status")
-    assert shown.rc == 0, shown.stderr
-    assert shown.stdout.startswith("Illumio VEN is running")
-    fields = status_fields(shown.stdout)
+def test_no_activation_code_is_left_on_disk(host):
+    for data_dir in ("/opt/illumio_ven_data", "/srv/illumio_ven_data"):
+        assert not host.file(f"{data_dir}/tmp/pair.sh").exists  # noqa: S108 - the VEN data dir, not /tmp
+        assert not host.file(f"{data_dir}/tmp/prepare.sh").exists  # noqa: S108 - the VEN data dir, not /tmp
+    if name_of(host) != "mp3":
+        assert not host.file("/opt/illumio_ven_data/etc/agent_activation.cfg").exists
+        assert not host.file("/srv/illumio_ven_data/etc/agent_activation.cfg").exists
+
+
+def test_paired_hosts_are_running_and_managed_in_the_pce(host, lab_pce):
+    if name_of(host) == "mp3":
+        pytest.skip("mp3 is a prepared image")
+    fields = status_fields(host.run(f"{CTL} status").stdout)
     assert fields["Activation"] == "activated"
     assert fields["VEN Connectivity"] == "Connected"
-    assert fields["Agent State"] == "illuminated"
+    workloads = lab_pce.workloads(host.check_output("hostname"))
+    assert len(workloads) == 1 and workloads[0]["online"] is True
+    assert fields["Workload"] == workloads[0]["href"]
 
 
-def test_workload_is_managed_and_online_in_the_pce(host, lab_pce):
-    name = host.check_output("hostname")
-    workloads = lab_pce.workloads(name)
-    assert len(workloads) == 1
-    assert workloads[0]["ven"]["href"]
-    assert workloads[0]["online"] is True
-    status = status_fields(host.check_output(f"{CTL} status"))
-    assert status["Workload"] == workloads[0]["href"]
+def test_pairing_script_host_has_its_label_and_mode(host, lab_pce):
+    if name_of(host) != "mp1":
+        pytest.skip("mp1 only")
+    workload = lab_pce.workloads(host.check_output("hostname"))[0]
+    status, labels = lab_pce.api("GET", "/labels?key=role&value=molecule-web")
+    assert status == 200 and labels
+    assert labels[0]["href"] in [label["href"] for label in workload["labels"]]
+    assert workload["enforcement_mode"] == "visibility_only"
+    record = json.loads(host.file(RECORD).content_string)
+    assert record["method"] == "pairing_script"
+    assert host.file(RECORD).mode == 0o600
+
+
+def test_package_host_keeps_its_data_dir_user_and_name(host, lab_pce):
+    if name_of(host) != "mp2":
+        pytest.skip("mp2 only")
+    data_dir = host.file("/srv/illumio_ven_data")
+    assert (data_dir.user, data_dir.mode) == ("venuser", 0o750)
+    assert not host.file("/opt/illumio_ven_data/etc").exists
+    record = json.loads(host.file(RECORD).content_string)
+    assert record["environment"]["VEN_DATA_DIR"] == "/srv/illumio_ven_data"
+    assert record["environment"]["VEN_NONPRIV_USER"] == "venuser"
+    assert "VEN_ACTIVATION_CODE" not in host.file(RECORD).content_string
+    workload = lab_pce.workloads(host.check_output("hostname"))[0]
+    assert workload["name"] == "molecule-package-host"
+
+
+def test_prepared_image_pairs_when_the_ven_first_starts(host, lab_pce):
+    if name_of(host) != "mp3":
+        pytest.skip("mp3 only")
+    before = host.run(f"{CTL} status")
+    assert before.rc == 3 and status_fields(before.stdout)["Activation"] == "prepared"
+    settings = host.file("/opt/illumio_ven_data/etc/agent_activation.cfg")
+    assert settings.mode & 0o007 == 0
+    assert lab_pce.workloads(host.check_output("hostname")) == []
+    # What the first boot of a clone does: the VEN starts, reads its activation file and pairs.
+    host.run_expect([0], f"{CTL} start")
+    fields = status_fields(host.run(f"{CTL} status").stdout)
+    assert fields["Activation"] == "activated"
+    assert not settings.exists
+    assert len(lab_pce.workloads(host.check_output("hostname"))) == 1
