@@ -107,7 +107,9 @@ class RoleLab:
         }
         return ["-e", json.dumps(variables)]
 
-    def playbook(self, playbook: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    def playbook(
+        self, playbook: str, *args: str, timeout: int = 900, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
         command = [
             str(Path(sys.executable).parent / "ansible-playbook"),
             "-i",
@@ -116,7 +118,13 @@ class RoleLab:
             *args,
         ]
         return subprocess.run(
-            command, env=self.environment(), capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO
+            command,
+            env={**self.environment(), **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=REPO,
         )
 
     def exec(self, host: str, *command: str) -> str:
