@@ -127,6 +127,13 @@ class RoleLab:
             cwd=REPO,
         )
 
+    def run_tool(self, tool: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+        """An Ansible command (ansible-inventory, ansible, ...) with the lab's environment."""
+        command = [str(Path(sys.executable).parent / tool), *args]
+        return subprocess.run(
+            command, env=self.environment(), capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO
+        )
+
     def exec(self, host: str, *command: str) -> str:
         return self.hostlab("exec", host, "--", *command).stdout
 
