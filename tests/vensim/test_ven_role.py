@@ -148,3 +148,22 @@ def test_rerun_changes_nothing_makes_no_key_and_downloads_nothing(lab, first_run
     assert keys_made(lab) == before_keys
     # The pairing script's folder is emptied and recreated whenever the script is fetched.
     assert lab.exec("vr1", "stat", "-c", "%i %Y", "/opt/illumio_ven_data/tmp") == script_dir_before
+
+
+def test_rolling_upgrade_in_waves_through_the_pce(lab, first_run):
+    """playbooks/upgrade.yml: one host per wave, health gate on each, and a second run has nothing to do."""
+    arguments = (
+        "-e",
+        '{"upgrade_serial": [1], "upgrade_hosts": "all", "upgrade_ven_version": "23.2.20-200", '
+        '"upgrade_method": "pce", "upgrade_heartbeat_pause": 0, "upgrade_poll_interval": 3, '
+        '"upgrade_timeout": 180, "upgrade_become": false}',
+    )
+    run = lab.playbook("playbooks/upgrade.yml", *arguments)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert run.stdout.count("PLAY [Upgrade the VEN in waves]") == 2, "one wave per host"
+    assert "vr1: 23.2.10-100 -> 23.2.20-200, online and healthy" in run.stdout
+    for host in ("vr1", "vr2"):
+        assert "VEN Version: 23.2.20-200" in lab.exec(host, "/opt/illumio_ven/illumio-ven-ctl", "status")
+    again = lab.playbook("playbooks/upgrade.yml", *arguments)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert all(counters["changed"] == 0 for counters in rolelab.recap(again.stdout).values())
