@@ -110,7 +110,7 @@ def write_host_vars(lab) -> Path:
     path.write_text(
         "ven_install_method: \"{{ 'package' if inventory_hostname == 'vr2' else 'pairing_script' }}\"\n"
         f"ven_package_src: {PACKAGE}\n"
-        'ven_ca_trust_store: "{{ inventory_hostname == \'vr2\' }}"\n',
+        "ven_ca_trust_store: \"{{ inventory_hostname == 'vr2' }}\"\n",
         encoding="utf-8",
     )
     return path

@@ -98,3 +98,14 @@ def test_prepared_image_pairs_when_the_ven_first_starts(host, lab_pce):
     assert fields["Activation"] == "activated"
     assert not settings.exists
     assert len(lab_pce.workloads(host.check_output("hostname"))) == 1
+
+
+def test_repo_host_installed_the_pinned_version_from_its_repository(host, lab_pce):
+    if name_of(host) != "mp4":
+        pytest.skip("mp4 only")
+    assert host.package("illumio-ven").version == "23.2.10-100"
+    assert "23.2.20-200" in host.check_output("apt-cache policy illumio-ven"), "the newer one was there to pick"
+    record = json.loads(host.file(RECORD).content_string)
+    assert record["method"] == "repo"
+    fields = status_fields(host.run(f"{CTL} status").stdout)
+    assert fields["Activation"] == "activated"
