@@ -7,6 +7,7 @@ the PCE API secret while it runs. The re-run changes nothing, makes no key and d
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -77,10 +78,11 @@ def keys_made(lab) -> int:
 
 
 def pair(lab, *extra: str):
-    host_vars = [
-        "-e",
-        '{"ven_labels": {"role": "secrets-web"}, "ven_pairing_profile_settings": {"role_label_lock": false}}',
-    ]
+    role_vars = {
+        "ven_labels": {"role": "secrets-web"},
+        "ven_pairing_profile_settings": {"role_label_lock": False, "enforcement_mode": "visibility_only"},
+    }
+    host_vars = ["-e", json.dumps(role_vars)]
     return lab.playbook(
         "playbooks/pair.yml",
         "-vvv",
@@ -93,7 +95,16 @@ def pair(lab, *extra: str):
 
 
 @pytest.fixture(scope="module")
-def first_run(lab):
+def existing_profile(lab):
+    """The profile exists already, in idle mode: the role must use it as it is, not change it."""
+    body = {"name": "secrets-test", "enabled": True, "enforcement_mode": "idle", "role_label_lock": False}
+    status, made = lab.pce.api("POST", "/pairing_profiles", body)
+    assert status == 201, made
+    return made
+
+
+@pytest.fixture(scope="module")
+def first_run(lab, existing_profile):
     package_host = f"-e@{write_host_vars(lab)}"
     watch = CommandLineWatch([LONG_HEX], [lab.api_key[1]])
     watch.start()
@@ -122,6 +133,13 @@ def test_pairing_run_succeeds_and_pairs_both_hosts(lab, first_run):
     for host in ("vr1", "vr2"):
         assert "Activation: activated" in lab.exec(host, "/opt/illumio_ven/illumio-ven-ctl", "status")
     assert keys_made(lab) == 2, "one single-use key per host, made on the controller"
+
+
+def test_an_existing_profile_that_differs_is_reported_and_left_alone(lab, first_run, existing_profile):
+    run, _ = first_run
+    assert "Pairing profile secrets-test differs from ven_pairing_profile_settings and was not changed" in run.stdout
+    status, profile = lab.pce.api("GET", existing_profile["href"])
+    assert status == 200 and profile["enforcement_mode"] == "idle"
 
 
 def test_no_code_or_secret_in_the_verbose_output(lab, first_run):
