@@ -1,6 +1,6 @@
 # microseg.illumio — developer entry points.
 #   make demo   set everything up, then show labels, policy as code, the inventory and (as root) VEN pairing
-#               on a throwaway lab PCE and test hosts
+#               and enforcement on a throwaway lab PCE and test hosts
 #   make test   install what is missing, then run every test, lint and sanity check
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -81,8 +81,10 @@ demo: setup vensim
 	$(BIN)/python tools/with_lab.py -- bash -c 'ansible-playbook playbooks/demo.yml \
 	  && ansible-playbook playbooks/policy_as_code.yml \
 	  && python tools/demo_workloads.py && ansible-inventory -i playbooks/inventory/demo.pce.yml --graph'
-	@# As root: pair test hosts with the VEN stand-in, show their facts and the inventory they make.
+	@# As root: pair test hosts with the VEN stand-in, show their facts and the inventory they make; then enforce
+	@# a PCE policy with two test hosts' own firewalls and show an allowed and a blocked connection.
 	$(BIN)/python tools/demo_ven.py
+	$(BIN)/python tools/demo_enforce.py
 
 .PHONY: test
 test: setup lint unit lab-tests integration hostlab-tests host-tests vensim-tests molecule sanity py36-compile

@@ -128,7 +128,7 @@ def write_host_vars(lab) -> Path:
 
 
 def test_pairing_run_succeeds_and_pairs_both_hosts(lab, first_run):
-    run, _ = first_run
+    run = first_run[0]
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     for host in ("vr1", "vr2"):
         assert "Activation: activated" in lab.exec(host, "/opt/illumio_ven/illumio-ven-ctl", "status")
@@ -136,14 +136,14 @@ def test_pairing_run_succeeds_and_pairs_both_hosts(lab, first_run):
 
 
 def test_an_existing_profile_that_differs_is_reported_and_left_alone(lab, first_run, existing_profile):
-    run, _ = first_run
+    run = first_run[0]
     assert "Pairing profile secrets-test differs from ven_pairing_profile_settings and was not changed" in run.stdout
     status, profile = lab.pce.api("GET", existing_profile["href"])
     assert status == 200 and profile["enforcement_mode"] == "idle"
 
 
 def test_no_code_or_secret_in_the_verbose_output(lab, first_run):
-    run, _ = first_run
+    run = first_run[0]
     output = run.stdout + run.stderr
     assert "ESTABLISH SSH CONNECTION" in output, "the run was not verbose enough to prove anything"
     assert LONG_HEX.findall(output) == []
@@ -151,7 +151,7 @@ def test_no_code_or_secret_in_the_verbose_output(lab, first_run):
 
 
 def test_no_code_or_secret_on_any_command_line_while_pairing(first_run):
-    _, watch = first_run
+    watch = first_run[1]
     assert watch.samples > 50, "the watch did not sample the run"
     assert watch.found == []
 

@@ -595,7 +595,7 @@ class TlsServer:
         self.listener.settimeout(0.2)
         while not self.stop.is_set():
             try:
-                conn, _ = self.listener.accept()
+                conn = self.listener.accept()[0]
             except OSError:
                 continue
             if not self.tls:

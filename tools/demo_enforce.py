@@ -1,0 +1,87 @@
+"""`make demo`, enforcement part: the PCE's policy enforced by two test hosts' own firewalls, shown with traffic.
+
+Starts two hostlab hosts (web, db) and a lab PCE on their bridge (tests/vensim/rolelab.py), builds and provisions
+a small policy with playbooks/policy_as_code.yml (web may reach db on tcp/5432, nothing else), registers the hosts
+as unmanaged workloads, runs playbooks/enforce.yml (compile on the controller, apply with confirm-or-rollback),
+then tries web -> db on 5432 (allowed) and 5433 (not in the policy) and prints both outcomes. Removes everything.
+Needs root (test hosts are network namespaces with sshd); says so and exits 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests" / "vensim"), str(REPO / "tests" / "hosts")]
+
+HOSTS = ("dweb", "ddb")
+POLICY = REPO / "tests" / "hosts" / "files" / "enforce_lab_policy.yml"
+WORKLOADS = """\
+- name: Register the test hosts as unmanaged workloads
+  hosts: hostlab
+  gather_facts: false
+  tasks:
+    - name: Workload with its lab addresses and labels
+      microseg.illumio.workload:
+        hostname: "{{ inventory_hostname }}"
+        name: "{{ inventory_hostname }}"
+        labels: {role: "{{ 'web' if inventory_hostname == 'dweb' else 'db' }}", app: shop, env: prod}
+        interfaces:
+          - {name: eth0, address: "{{ hostlab_ipv4 }}", cidr_block: 24}
+          - {name: eth0, address: "{{ hostlab_ipv6 }}", cidr_block: 64}
+      delegate_to: localhost
+"""
+
+
+def step(title: str) -> None:
+    print(f"\n=== {title} ===", flush=True)
+
+
+def must(run, what: str) -> None:
+    if run.returncode != 0:
+        print(run.stdout[-3000:], run.stderr[-2000:])
+        raise SystemExit(f"demo: {what} failed")
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        print("demo (enforcement on test hosts): skipped - the test hosts need root")
+        return 0
+    import rolelab  # the sys.path entries above make these importable
+    from hostlab_support import HostLab
+
+    with (
+        rolelab.RoleLab("demo-enforce", HOSTS, "10.213.242.0/24", "hldemo1") as lab,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        hosts = HostLab(lab.state_dir, lab.bridge, lab.subnet, HOSTS)
+        hosts.addresses = {row["name"]: row for row in json.loads(hosts.hostlab("list", "--json").stdout)}
+        step("Policy as code on the PCE: web may reach db on tcp/5432, nothing else")
+        must(lab.playbook("playbooks/policy_as_code.yml", "-e", f"policy_file={POLICY}"), "policy_as_code")
+        workloads = Path(tmp, "workloads.yml")
+        workloads.write_text(WORKLOADS, encoding="utf-8")
+        must(lab.playbook(str(workloads)), "registering the workloads")
+        for port in (5432, 5433):
+            hosts.listen("ddb", port)
+        step("Enforce it with each host's own firewall (playbooks/enforce.yml)")
+        run = lab.playbook(
+            "playbooks/enforce.yml", "-e", "enforce_hosts=hostlab", "-e", "firewall_enforcement_mode=full"
+        )
+        must(run, "enforce.yml")
+        for host, counters in rolelab.recap(run.stdout).items():
+            print(f"{host}: changed={counters['changed']} failed={counters['failed']}")
+        step("Traffic from dweb to ddb")
+        for port, expected in ((5432, "allowed by the policy"), (5433, "not in the policy")):
+            done = hosts.connect("dweb", hosts.ipv4("ddb"), port)
+            outcome = "connected" if done.returncode == 0 else f"blocked ({done.stderr.strip() or 'no answer'})"
+            print(f"dweb -> ddb:{port} ({expected}): {outcome}")
+        print("\n" + hosts.ssh("ddb", "nft list table inet illumio | head -n 25").stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
