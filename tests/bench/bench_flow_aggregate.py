@@ -106,7 +106,7 @@ def aggregation(path: Path, count_bytes: bool = True):
 def best_of_interleaved(runs: int, works: dict) -> dict:
     """{name: (best seconds, last result)}; one run of each work per round, so that load changes hit all alike."""
     best: dict = {}
-    for _ in range(runs):
+    for _run in range(runs):
         for name, work in works.items():
             gc.collect()
             started = time.perf_counter()

@@ -194,12 +194,12 @@ def test_log_tail_blocks_feed_the_aggregate(tmp_path):
 def test_merge_summaries_and_flows_without_times_or_bytes():
     first = FlowAggregate()
     first.add_vtap_lines([vtap("2026-01-01T00:00:10.000Z", "10.0.0.1", "10.0.0.2", 22, bytes_in=1, bytes_out=2)])
-    conntrack_flows, _ = parse_conntrack(
+    conntrack_flows = parse_conntrack(
         [
             "ipv4 2 tcp 6 117 TIME_WAIT src=10.0.0.1 dst=10.0.0.2 sport=41000 dport=22 "
             "src=10.0.0.2 dst=10.0.0.1 sport=22 dport=41000 [ASSURED] mark=0 use=1"
         ]
-    )
+    )[0]
     second = FlowAggregate()
     second.add_flows(conntrack_flows)
     assert second.rows()[0][5:] == (1, None, None, None, None)

@@ -260,7 +260,7 @@ def test_a_partial_last_line_waits_for_its_newline(tmp_path):
 def test_rotation_finishes_the_rotated_file_then_reads_the_new_one(tmp_path):
     log = tmp_path / "vtapflow.log"
     log.write_text(line(1) + line(2))
-    _, tail = read(log, None)
+    tail = read(log, None)[1]
     with log.open("a") as handle:
         handle.write(line(3) + line(4)[:20])  # written before the rotation, the last one never finished
     os.rename(log, str(log) + ".1")  # the VEN's rotation: rename, then a new file
@@ -278,7 +278,7 @@ def test_rotation_finishes_the_rotated_file_then_reads_the_new_one(tmp_path):
 def test_rotation_when_the_new_file_is_not_there_yet(tmp_path):
     log = tmp_path / "vtapflow.log"
     log.write_text(line(1))
-    _, tail = read(log, None)
+    tail = read(log, None)[1]
     with log.open("a") as handle:
         handle.write(line(2))
     os.rename(log, str(log) + ".1")
@@ -293,7 +293,7 @@ def test_rotation_when_the_new_file_is_not_there_yet(tmp_path):
 def test_two_rotations_between_reads_are_reported(tmp_path):
     log = tmp_path / "vtapflow.log"
     log.write_text(line(1))
-    _, tail = read(log, None)
+    tail = read(log, None)[1]
     os.rename(log, str(log) + ".1")
     log.write_text(line(2))
     os.replace(log, str(log) + ".1")
@@ -307,7 +307,7 @@ def test_two_rotations_between_reads_are_reported(tmp_path):
 def test_rotated_file_removed_is_reported(tmp_path):
     log = tmp_path / "vtapflow.log"
     log.write_text(line(1))
-    _, tail = read(log, None)
+    tail = read(log, None)[1]
     log.unlink()
     log.write_text(line(2))
     lines, tail = read(log, tail.state)
@@ -319,7 +319,7 @@ def test_rotated_file_removed_is_reported(tmp_path):
 def test_a_file_that_shrank_is_read_from_the_start(tmp_path):
     log = tmp_path / "vtapflow.log"
     log.write_text(line(1) + line(2))
-    _, tail = read(log, None)
+    tail = read(log, None)[1]
     with log.open("w") as handle:  # truncated in place (copytruncate without a copy)
         handle.write(line(3))
     lines, tail = read(log, tail.state)
@@ -331,7 +331,7 @@ def test_a_file_that_shrank_is_read_from_the_start(tmp_path):
 def test_a_file_truncated_and_refilled_past_the_old_size_is_told_apart_by_its_head(tmp_path):
     log = tmp_path / "vtapflow.log"
     log.write_text(line(1))
-    _, tail = read(log, None)
+    tail = read(log, None)[1]
     inode = log.stat().st_ino
     with log.open("w") as handle:  # same inode, bigger than before by the next read
         handle.write(line(2) + line(3))
@@ -344,7 +344,7 @@ def test_a_file_truncated_and_refilled_past_the_old_size_is_told_apart_by_its_he
 def test_copy_then_truncate_reads_the_copy_from_the_offset(tmp_path):
     log = tmp_path / "vtapflow.log"
     log.write_text(line(1))
-    _, tail = read(log, None)
+    tail = read(log, None)[1]
     with log.open("a") as handle:
         handle.write(line(2))
     (tmp_path / "vtapflow.log.1").write_text(log.read_text())
@@ -385,7 +385,7 @@ def test_a_missing_log(tmp_path):
 def test_utf8_garbage_does_not_stop_reading(tmp_path):
     log = tmp_path / "vtapflow.log"
     log.write_bytes(b"\xff\xfe bad\n" + line(1).encode())
-    lines, _ = read(log, None)
+    lines = read(log, None)[0]
     flows, malformed = parse_vtap_lines(lines)
     assert (len(flows), malformed) == (1, 1)
 
