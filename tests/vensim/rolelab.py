@@ -59,6 +59,12 @@ class RoleLab:
         vensimlab.stop(self.pce_dir, remove=True)
         if self.state_dir.exists():
             self.hostlab("down", "--all", *self.hosts)
+        link = self.collections / "ansible_collections" / "microseg" / "illumio"
+        if link.is_symlink():
+            link.unlink()
+        for folder in (link.parent, link.parent.parent, self.collections):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
     def hostlab(self, *args: str) -> subprocess.CompletedProcess:
         env = {
