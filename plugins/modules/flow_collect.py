@@ -1,0 +1,409 @@
+#!/usr/bin/python
+# Copyright: microseg.illumio contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # noqa: UP001 - Ansible boilerplate
+
+DOCUMENTATION = r"""
+module: flow_collect
+short_description: Collect the traffic flows a host saw since the last run into a spool for upload to the PCE
+version_added: "1.0.0"
+author: microseg.illumio contributors (!UNKNOWN)
+description:
+  - Runs on the managed host. Reads the flow sources chosen in O(sources) since the last run, sums the flows per
+    source, destination, destination port and protocol, and writes the sums into O(spool_dir) as files
+    C(flows-<UTC yyyymmddThhmmssZ>-<seq>.csv) in the PCE's bulk upload format
+    (C(src_ip,dst_ip,dst_port,proto,num_connections,first_detected,last_detected)), the files that
+    M(microseg.illumio.flow_upload) uploads once they are fetched to the controller.
+  - B(Sources.) V(vtapflow) and V(vtapdrop) are the VEN's C(vtapflow.log) (accepted flows) and C(vtapdrop.log)
+    (dropped flows), read from where the last run stopped, across the VEN's rotation to C(<name>.1). V(flow_db)
+    is the VEN's C(flow.db) (views C(flow_view) and C(drop_flow_view)), read read-only by row id. V(conntrack) is
+    the kernel's connection table (O(conntrack_command), else C(/proc/net/nf_conntrack)); it has no history, so
+    each run sums the connections that are in it at that moment.
+  - B(State.) Where each source stopped (file inode, offset and first bytes, database row ids) is kept in
+    O(state_file), written atomically with mode 0600 only after the spool files are written. A run that dies in
+    between reads the same lines again next time (flows spooled twice) rather than losing them.
+  - B(Bounded spool.) When the spool is over O(spool_max_bytes) after writing, its oldest files are removed; the
+    task warns with the number of flows lost and returns it as RV(dropped_flows).
+  - A source whose file does not exist is not an error; the task warns and counts nothing for it.
+  - The upload format has no policy decision, so a flow seen both accepted and dropped is one line.
+  - Python 3.6 or later, standard library only. Needs read access to the VEN's logs (usually root).
+options:
+  sources:
+    description:
+      - The flow sources to read.
+    type: list
+    elements: str
+    choices: [vtapflow, vtapdrop, flow_db, conntrack]
+    default: [vtapflow, vtapdrop]
+  ven_data_dir:
+    description:
+      - The VEN's data directory; the logs are in its C(log) folder.
+    type: path
+    default: /opt/illumio_ven_data
+  vtapflow_path:
+    description:
+      - The VEN's accepted flow log. Default C(<ven_data_dir>/log/vtapflow.log).
+    type: path
+  vtapdrop_path:
+    description:
+      - The VEN's dropped flow log. Default C(<ven_data_dir>/log/vtapdrop.log).
+    type: path
+  flow_db_path:
+    description:
+      - The VEN's flow database. Default C(<ven_data_dir>/log/flow.db).
+    type: path
+  spool_dir:
+    description:
+      - Directory for the spool files (created with mode 0700).
+    type: path
+    default: /var/lib/microseg-illumio/flows/spool
+  state_file:
+    description:
+      - Where the module remembers how far each source was read (created with mode 0600; its directory with 0700).
+      - Remove it to read every source from the start again.
+    type: path
+    default: /var/lib/microseg-illumio/flows/state.json
+  spool_max_bytes:
+    description:
+      - The most bytes all spool files together may take; the oldest files are removed beyond that.
+    type: int
+    default: 52428800
+  spool_file_lines:
+    description:
+      - The most flows (lines) per spool file.
+    type: int
+    default: 10000
+  count_bytes:
+    description:
+      - Also sum the byte counts of C(vtapflow.log) and C(vtapdrop.log) lines. The upload format has no bytes, so
+        this only costs time; it is there for the sums' own sake.
+    type: bool
+    default: false
+  conntrack_command:
+    description:
+      - The command that lists the kernel's connection table for the V(conntrack) source. When its program is not
+        installed, C(/proc/net/nf_conntrack) is read instead.
+    type: str
+    default: conntrack -L -o extended
+seealso:
+  - module: microseg.illumio.flow_upload
+    description: Upload the spool files (fetched to the controller) to the PCE.
+attributes:
+  check_mode:
+    description: Reads and sums the sources and reports what would be spooled (RV(flows), RV(connections)) without
+      writing spool files or the state file, so the next real run reads the same lines.
+    support: full
+  diff_mode:
+    description: There is no diff.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Collect the VEN's flows into the spool
+  microseg.illumio.flow_collect:
+  become: true
+  register: collected
+
+- name: Collect the flows of flow.db and the connection table into a custom spool
+  microseg.illumio.flow_collect:
+    sources: [flow_db, conntrack]
+    spool_dir: /srv/flows/spool
+    state_file: /srv/flows/state.json
+    spool_max_bytes: 10485760
+  become: true
+
+- name: Fetch the new spool files to the controller for microseg.illumio.flow_upload
+  ansible.builtin.fetch:
+    src: "/var/lib/microseg-illumio/flows/spool/{{ item }}"
+    dest: "spool/{{ inventory_hostname }}/"
+    flat: true
+  loop: "{{ collected.spool_files }}"
+"""
+
+RETURN = r"""
+sources:
+  description: What was read of each chosen source, by source name (V(vtapflow), V(vtapdrop), V(flow_db),
+    V(conntrack)), each with the keys below.
+  returned: success
+  type: dict
+  sample:
+    vtapflow: {path: /opt/illumio_ven_data/log/vtapflow.log, lines: 1200, malformed: 1, rotations: 1, lost: []}
+  contains:
+    path:
+      description: The file read.
+      type: str
+    lines:
+      description: Lines (database rows, connection table entries) read, malformed ones included.
+      type: int
+    malformed:
+      description: Lines or rows that were not flows and were skipped.
+      type: int
+    rotations:
+      description: V(1) when the log had been rotated (or rewritten) since the last run, else V(0).
+      type: int
+    lost:
+      description: Notes on what could not be followed - a log rotated twice between runs (its lines in between
+        are lost), a log rewritten in place, a database that could not be read.
+      type: list
+      elements: str
+flows:
+  description: Distinct flows (src, dst, dst_port, proto) written to the spool (in check mode, that would be).
+  returned: success
+  type: int
+  sample: 42
+connections:
+  description: The connections summed in those flows.
+  returned: success
+  type: int
+  sample: 1200
+spool_files:
+  description: Names of the spool files written by this run and still in the spool (none in check mode).
+  returned: success
+  type: list
+  elements: str
+  sample: [flows-20261123T140000Z-1.csv]
+dropped_flows:
+  description: Flows in the oldest spool files that were removed to keep the spool within O(spool_max_bytes).
+  returned: success
+  type: int
+  sample: 0
+"""
+
+import errno
+import json
+import os
+import shlex
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.microseg.illumio.plugins.module_utils.flows import parsers, writers
+from ansible_collections.microseg.illumio.plugins.module_utils.flows.aggregate import FlowAggregate
+
+SOURCES = ("vtapflow", "vtapdrop", "flow_db", "conntrack")
+STATE_VERSION = 1
+FLOW_DB_VIEWS = (("flow_view", parsers.ALLOWED), ("drop_flow_view", parsers.BLOCKED))
+CONNTRACK_TABLE = "/proc/net/nf_conntrack"
+
+
+class CollectError(Exception):
+    """An expected failure; main() turns it into fail_json."""
+
+
+def source_paths(params):
+    log_dir = os.path.join(params["ven_data_dir"], "log")
+    return {
+        "vtapflow": params["vtapflow_path"] or os.path.join(log_dir, "vtapflow.log"),
+        "vtapdrop": params["vtapdrop_path"] or os.path.join(log_dir, "vtapdrop.log"),
+        "flow_db": params["flow_db_path"] or os.path.join(log_dir, "flow.db"),
+        "conntrack": None,
+    }
+
+
+def load_state(path):
+    try:
+        with open(path) as handle:
+            state = json.load(handle)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return {}
+        raise CollectError("cannot read state_file %s: %s" % (path, exc)) from exc
+    except ValueError as exc:
+        raise CollectError(
+            "state_file %s is not JSON (%s); remove it to read every source again" % (path, exc)
+        ) from exc
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        return {}
+    return state.get("sources") or {}
+
+
+def save_state(path, sources_state):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        os.makedirs(folder, 0o700)
+    text = json.dumps({"version": STATE_VERSION, "sources": sources_state}, indent=1, sort_keys=True) + "\n"
+    writers.write_atomic(path, text, 0o600)
+
+
+def new_report(path):
+    return {"path": path, "lines": 0, "malformed": 0, "rotations": 0, "lost": []}
+
+
+def read_log(module, name, path, previous, aggregate, count_bytes):
+    """Read one vtap log since `previous` ({"path", "tail"}) into aggregate. Returns (report, new state)."""
+    report = new_report(path)
+    tail_state = previous.get("tail") if previous.get("path") == path else None
+    if not tail_state and not os.path.exists(path):
+        module.warn("%s: %s does not exist; nothing read" % (name, path))
+        return report, {"path": path, "tail": {}}
+    tail = parsers.LogTail(path, tail_state)
+    decision = parsers.ALLOWED if name == "vtapflow" else parsers.BLOCKED
+    lines = 0
+    malformed = 0
+    for block in tail.blocks():
+        accepted, bad = aggregate.add_vtap_lines(block, decision, count_bytes=count_bytes)
+        lines += accepted + bad
+        malformed += bad
+    report["lines"] = lines
+    report["malformed"] = malformed
+    inode = (tail_state or {}).get("inode")
+    if inode is not None and (tail.state.get("inode") != inode or tail.notes or tail.lost):
+        report["rotations"] = 1
+    report["lost"] = list(tail.notes)
+    for note in tail.notes:
+        module.warn("%s: %s" % (name, note))
+    return report, {"path": path, "tail": tail.state}
+
+
+def read_flow_db(module, path, previous, aggregate):
+    report = new_report(path)
+    rowids = previous.get("rowids") if previous.get("path") == path else None
+    rowids = dict(rowids or {})
+    if not os.path.exists(path):
+        module.warn("flow_db: %s does not exist; nothing read" % path)
+        return report, {"path": path, "rowids": rowids}
+    for view, decision in FLOW_DB_VIEWS:
+        result = parsers.read_view(path, view, rowids.get(view, 0))
+        if result.error:
+            report["lost"].append(result.error)
+            module.warn("flow_db: %s" % result.error)
+            continue
+        for row in result.rows:
+            report["lines"] += 1
+            flow = parsers.flow_from_row(row, decision)
+            if flow is None:
+                report["malformed"] += 1
+            else:
+                aggregate.add_flow(flow._replace(bytes_in=None, bytes_out=None))
+        rowids[view] = result.last_rowid
+    return report, {"path": path, "rowids": rowids}
+
+
+def conntrack_lines(module, command):
+    """(lines, where they came from) of the connection table."""
+    argv = shlex.split(command)
+    if argv and module.get_bin_path(argv[0]) is not None:
+        argv[0] = module.get_bin_path(argv[0])
+        rc, out, err = module.run_command(argv)
+        if rc != 0:
+            raise CollectError("%s failed (exit %d): %s" % (command, rc, err.strip()))
+        return out.splitlines(), command
+    if not os.path.exists(CONNTRACK_TABLE):
+        return None, CONNTRACK_TABLE
+    return parsers.read_conntrack_table(CONNTRACK_TABLE), CONNTRACK_TABLE
+
+
+def read_conntrack(module, command, aggregate):
+    lines, where = conntrack_lines(module, command)
+    report = new_report(where)
+    if lines is None:
+        module.warn("conntrack: the command %r is not installed and %s does not exist; nothing read" % (command, where))
+        return report
+    flows, malformed = parsers.parse_conntrack(lines, now=time.time())
+    for flow in flows:
+        aggregate.add_flow(flow._replace(bytes_in=None, bytes_out=None))
+    report["lines"] = len(flows) + malformed
+    report["malformed"] = malformed
+    return report
+
+
+def upload_rows(aggregate):
+    """The sums per (src, dst, dst_port, proto): the upload format has no decision, so decisions are merged."""
+    merged = FlowAggregate()
+    for row in aggregate.rows():
+        merged.add(
+            row.src, row.dst, row.dst_port, row.proto, "", row.count, row.first, row.last, row.bytes_in, row.bytes_out
+        )
+    return merged
+
+
+def run(module):
+    params = module.params
+    paths = source_paths(params)
+    previous = load_state(params["state_file"])
+    new_state = dict(previous)
+    aggregate = FlowAggregate()
+    reports = {}
+    for name in params["sources"]:
+        if name in reports:
+            continue
+        before = previous.get(name) or {}
+        if name in ("vtapflow", "vtapdrop"):
+            reports[name], new_state[name] = read_log(
+                module, name, paths[name], before, aggregate, params["count_bytes"]
+            )
+        elif name == "flow_db":
+            reports[name], new_state[name] = read_flow_db(module, paths[name], before, aggregate)
+        else:
+            reports[name] = read_conntrack(module, params["conntrack_command"], aggregate)
+    merged = upload_rows(aggregate)
+    rows = merged.rows()
+    result = {
+        "changed": False,
+        "sources": reports,
+        "flows": len(rows),
+        "connections": merged.connections(),
+        "spool_files": [],
+        "dropped_flows": 0,
+    }
+    if module.check_mode:
+        result["changed"] = bool(rows)
+        result["msg"] = "would spool %d flows (%d connections) to %s" % (
+            len(rows),
+            result["connections"],
+            params["spool_dir"],
+        )
+        return result
+    if rows:
+        spool = writers.Spool(
+            params["spool_dir"], max_lines=params["spool_file_lines"], max_bytes=params["spool_max_bytes"]
+        )
+        written = spool.write(rows)
+        result["spool_files"] = list(written.files)
+        result["dropped_flows"] = written.dropped_flows
+        result["changed"] = bool(written.files) or bool(written.dropped_files)
+        if written.dropped_files:
+            module.warn(
+                "the spool %s was over spool_max_bytes (%d): the %d oldest files with %d flows were removed"
+                % (params["spool_dir"], params["spool_max_bytes"], len(written.dropped_files), written.dropped_flows)
+            )
+    if new_state != previous or not os.path.exists(params["state_file"]):
+        save_state(params["state_file"], new_state)
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            sources=dict(type="list", elements="str", choices=list(SOURCES), default=["vtapflow", "vtapdrop"]),
+            ven_data_dir=dict(type="path", default="/opt/illumio_ven_data"),
+            vtapflow_path=dict(type="path"),
+            vtapdrop_path=dict(type="path"),
+            flow_db_path=dict(type="path"),
+            spool_dir=dict(type="path", default="/var/lib/microseg-illumio/flows/spool"),
+            state_file=dict(type="path", default="/var/lib/microseg-illumio/flows/state.json"),
+            spool_max_bytes=dict(type="int", default=50 * 1024 * 1024),
+            spool_file_lines=dict(type="int", default=10000),
+            count_bytes=dict(type="bool", default=False),
+            conntrack_command=dict(type="str", default="conntrack -L -o extended"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["spool_max_bytes"] < 1 or params["spool_file_lines"] < 1:
+        module.fail_json(msg="spool_max_bytes and spool_file_lines must be positive")
+    if not params["sources"]:
+        module.fail_json(msg="sources needs at least one source")
+    try:
+        result = run(module)
+    except CollectError as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg="file or process error: %s" % exc)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
