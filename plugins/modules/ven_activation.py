@@ -193,11 +193,11 @@ class Activation:
 
     # --- what the VEN is -------------------------------------------------------------------------------------
     def paired_with_wanted_pce(self):
-        return same_server(self.facts["management_server"], self.params["management_server"])
+        return activation.same_server(self.facts["management_server"], self.params["management_server"])
 
     def prepared_for_wanted_pce(self):
         server = self.facts["activation_file_server"]
-        return self.facts["prepared"] and same_server(server, self.params["management_server"])
+        return self.facts["prepared"] and activation.same_server(server, self.params["management_server"])
 
     # --- transitions: each returns True when it changes (or would change) the VEN ------------------------------
     def activate(self):
@@ -287,10 +287,6 @@ class Activation:
             # Ours goes away whatever happened; a prepared image's own file stays for the next try.
             if code:
                 activation.remove_quietly(self.activation_file)
-
-
-def same_server(have, want):
-    return bool(have and want) and have.strip().lower() == want.strip().lower()
 
 
 def validate(module):

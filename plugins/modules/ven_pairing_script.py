@@ -216,17 +216,17 @@ def scrub(lines, secret):
 def needed(module, facts):
     """True when the script must run; fails on a VEN paired with another PCE."""
     params = module.params
-    wanted = params["management_server"].lower()
+    wanted = params["management_server"]
     if facts["activated"]:
-        have = (facts["management_server"] or "").lower()
-        if have == wanted and params["script"] == "pair":
+        if activation.same_server(facts["management_server"], wanted) and params["script"] == "pair":
             return False
         module.fail_json(
             msg="the VEN is already paired with %s; use microseg.illumio.ven_activation with "
-            "when_paired_elsewhere=repair (or state=deactivated before preparing an image)" % (have or "a PCE")
+            "when_paired_elsewhere=repair (or state=deactivated before preparing an image)"
+            % ((facts["management_server"] or "").lower() or "a PCE")
         )
     if params["script"] == "prepare":
-        return not (facts["prepared"] and (facts["activation_file_server"] or "").lower() == wanted)
+        return not (facts["prepared"] and activation.same_server(facts["activation_file_server"], wanted))
     return True
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -27,13 +26,8 @@ sys.path.insert(0, str(REPO / "tests" / "vensim"))
 import rolelab  # noqa: E402
 
 
-def keys_made(lab: rolelab.RoleLab) -> int:
-    with sqlite3.connect(lab.pce_dir / "pce.sqlite3") as db:
-        return db.execute("SELECT COUNT(*) FROM ven_pairing_keys").fetchone()[0]
-
-
 def script_folders(lab: rolelab.RoleLab) -> dict[str, str]:
-    return {host: lab.exec(host, "stat", "-c", "%i %Y", "/opt/illumio_ven_data/tmp").strip() for host in lab.hosts}
+    return {host: lab.script_folder_stamp(host) for host in lab.hosts}
 
 
 def timed_pairing(lab: rolelab.RoleLab, pipelining: bool) -> tuple[float, dict]:
@@ -65,7 +59,7 @@ def main() -> int:
     with rolelab.RoleLab("bench-ven-pairing", hosts, "10.213.243.0/24", "hlbench0", keep=args.keep) as lab:
         first, first_recap = timed_pairing(lab, pipelining=False)
         paired = sum(1 for host in hosts if first_recap.get(host, {}).get("failed", 1) == 0)
-        keys, folders = keys_made(lab), script_folders(lab)
+        keys, folders = lab.pairing_keys_made(), script_folders(lab)
         second, second_recap = timed_pairing(lab, pipelining=False)
         piped, piped_recap = timed_pairing(lab, pipelining=True)
         second_recap = {
@@ -76,7 +70,7 @@ def main() -> int:
         problems = []
         if changed:
             problems.append(f"the re-run changed {changed} thing(s)")
-        if keys_made(lab) != keys:
+        if lab.pairing_keys_made() != keys:
             problems.append("the re-run made pairing keys")
         if script_folders(lab) != folders:
             problems.append("the re-run fetched the pairing script again")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -139,6 +140,15 @@ class RoleLab:
         return subprocess.run(
             command, env=self.environment(), capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO
         )
+
+    def pairing_keys_made(self) -> int:
+        """How many pairing keys the lab PCE has issued (from its database)."""
+        with sqlite3.connect(self.pce_dir / "pce.sqlite3") as db:
+            return db.execute("SELECT COUNT(*) FROM ven_pairing_keys").fetchone()[0]
+
+    def script_folder_stamp(self, host: str) -> str:
+        """Inode and mtime of the pairing script's folder, which changes whenever the script is fetched."""
+        return self.exec(host, "stat", "-c", "%i %Y", "/opt/illumio_ven_data/tmp").strip()
 
     def exec(self, host: str, *command: str) -> str:
         return self.hostlab("exec", host, "--", *command).stdout

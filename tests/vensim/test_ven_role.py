@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -72,11 +71,6 @@ def lab():
         yield running
 
 
-def keys_made(lab) -> int:
-    with sqlite3.connect(lab.pce_dir / "pce.sqlite3") as db:
-        return db.execute("SELECT COUNT(*) FROM ven_pairing_keys").fetchone()[0]
-
-
 def pair(lab, *extra: str):
     role_vars = {
         "ven_labels": {"role": "secrets-web"},
@@ -132,7 +126,7 @@ def test_pairing_run_succeeds_and_pairs_both_hosts(lab, first_run):
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     for host in ("vr1", "vr2"):
         assert "Activation: activated" in lab.exec(host, "/opt/illumio_ven/illumio-ven-ctl", "status")
-    assert keys_made(lab) == 2, "one single-use key per host, made on the controller"
+    assert lab.pairing_keys_made() == 2, "one single-use key per host, made on the controller"
 
 
 def test_an_existing_profile_that_differs_is_reported_and_left_alone(lab, first_run, existing_profile):
@@ -157,15 +151,15 @@ def test_no_code_or_secret_on_any_command_line_while_pairing(first_run):
 
 
 def test_rerun_changes_nothing_makes_no_key_and_downloads_nothing(lab, first_run):
-    before_keys = keys_made(lab)
-    script_dir_before = lab.exec("vr1", "stat", "-c", "%i %Y", "/opt/illumio_ven_data/tmp")
+    before_keys = lab.pairing_keys_made()
+    script_dir_before = lab.script_folder_stamp("vr1")
     run = pair(lab, f"-e@{write_host_vars(lab)}")
     assert run.returncode == 0, run.stdout[-4000:]
     counters = rolelab.recap(run.stdout)
     assert counters["vr1"]["changed"] == 0 and counters["vr2"]["changed"] == 0, counters
-    assert keys_made(lab) == before_keys
+    assert lab.pairing_keys_made() == before_keys
     # The pairing script's folder is emptied and recreated whenever the script is fetched.
-    assert lab.exec("vr1", "stat", "-c", "%i %Y", "/opt/illumio_ven_data/tmp") == script_dir_before
+    assert lab.script_folder_stamp("vr1") == script_dir_before
 
 
 def test_rolling_upgrade_in_waves_through_the_pce(lab, first_run):

@@ -23,6 +23,11 @@ _PROXY = re.compile(
 _CODE = re.compile(r"^[0-9A-Fa-f]+$")
 
 
+def same_server(have, want):
+    """Whether two HOST:PORT names are the same PCE (case and surrounding blanks aside)."""
+    return bool(have and want) and have.strip().lower() == want.strip().lower()
+
+
 def check_management_server(server):
     """'' when HOST:PORT is fine, else why not."""
     match = _SERVER.fullmatch(server or "")

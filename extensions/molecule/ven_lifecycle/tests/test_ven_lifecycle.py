@@ -36,8 +36,8 @@ def only(host, *names: str) -> None:
         pytest.skip("for " + ", ".join(names))
 
 
-def ven_of(lab_pce, hostname: str, timeout: float = 40.0) -> dict:
-    """The PCE's VEN record of the host, waiting for a heartbeat to bring the version it runs."""
+def ven_of(lab_pce, hostname: str) -> dict:
+    """The PCE's VEN record of the host."""
     workloads = lab_pce.workloads(hostname)
     assert len(workloads) == 1
     status, ven = lab_pce.api("GET", workloads[0]["ven"]["href"])
