@@ -166,7 +166,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 flows:
-  description: The rows of the query, newest first.
+  description: The rows of the query, newest first; C(src_labels) and C(dst_labels) are the labels (key to value) of the workloads at either end, empty for addresses that are no workload.
   returned: always
   type: list
   elements: dict
@@ -174,9 +174,11 @@ flows:
     - src_ip: 10.1.2.3
       src_hostname: web1.example.com
       src_workload: /orgs/1/workloads/b27eb7b5-b51c-4d4e-9a68-592150060a41
+      src_labels: {app: shop, env: prod, role: web}
       dst_ip: 10.1.9.9
       dst_hostname: null
       dst_workload: null
+      dst_labels: {}
       port: 443
       proto: 6
       proto_name: tcp

@@ -174,7 +174,14 @@ class FakeTrafficPce:
             rows.append(
                 {
                     "src": {"ip": src},
-                    "dst": {"ip": dst, "workload": {"hostname": "db.example", "href": "/orgs/1/workloads/w1"}},
+                    "dst": {
+                        "ip": dst,
+                        "workload": {
+                            "hostname": "db.example",
+                            "href": "/orgs/1/workloads/w1",
+                            "labels": [{"href": "/orgs/1/labels/7", "key": "role", "value": "db"}],
+                        },
+                    },
                     "service": {"port": port, "proto": proto},
                     "num_connections": connections,
                     "policy_decision": "unknown",

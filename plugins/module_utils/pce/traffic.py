@@ -856,9 +856,11 @@ def flow_view(row):
         "src_ip": src.get("ip"),
         "src_hostname": src_workload.get("hostname"),
         "src_workload": src_workload.get("href"),
+        "src_labels": _label_map(src_workload),
         "dst_ip": dst.get("ip"),
         "dst_hostname": dst_workload.get("hostname"),
         "dst_workload": dst_workload.get("href"),
+        "dst_labels": _label_map(dst_workload),
         "port": service.get("port"),
         "proto": proto,
         "proto_name": PROTOCOL_NAMES.get(proto),
@@ -868,6 +870,11 @@ def flow_view(row):
         "first_detected": times.get("first_detected"),
         "last_detected": times.get("last_detected"),
     }
+
+
+def _label_map(workload):
+    """{key: value} of a workload's labels; empty for an address the PCE knows no workload for."""
+    return dict((label.get("key"), label.get("value")) for label in workload.get("labels") or [] if label.get("key"))
 
 
 def flow_summary(flows, max_results):
