@@ -40,8 +40,9 @@ description:
     are restored before the iptables rules that use them; our sets the text no longer creates are destroyed
     after the rules stop using them.
   - B(Idempotence.) The wanted ruleset is loaded into a throw-away network namespace (C(unshare --net))
-    and the listing of our objects there is compared with the live listing (counters, timeouts and the
-    elements of dynamic sets left out); the task changes nothing when they are equal. Without C(unshare) it
+    and the listing of our objects there is compared with the live listing (counters, timeouts, the
+    elements of dynamic sets and of the flow recording's generation maps C(flow_gen_*) left out); the task
+    changes nothing when they are equal. Without C(unshare) it
     compares the input with the one it last applied and the live listing with the one taken then.
   - B(Saves and restores.) Before changing anything it saves the current state of our objects (only ours)
     in O(state_dir). If applying fails half way (iptables and ipset are not one transaction together), that
@@ -528,7 +529,10 @@ def normalize_nft_listing(text):
 
 def _set_block(block):
     flags = [line.strip()[6:] for line in block if line.strip().startswith("flags ")]
-    volatile = any("dynamic" in flag or "timeout" in flag for flag in flags)
+    # The generation maps of flow recording (flow_gen_*) are switched by microseg.illumio.flow_collect.
+    volatile = any("dynamic" in flag or "timeout" in flag for flag in flags) or block[0].strip().startswith(
+        ("map flow_gen_", "set flow_gen_")
+    )
     if not volatile:
         return block
     kept = []

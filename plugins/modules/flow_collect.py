@@ -21,7 +21,15 @@ description:
     (dropped flows), read from where the last run stopped, across the VEN's rotation to C(<name>.1). V(flow_db)
     is the VEN's C(flow.db) (views C(flow_view) and C(drop_flow_view)), read read-only by row id. V(conntrack) is
     the kernel's connection table (O(conntrack_command), else C(/proc/net/nf_conntrack)); it has no history, so
-    each run sums the connections that are in it at that moment.
+    each run sums the connections that are in it at that moment. V(nft_sets) is for agentless hosts enforced by
+    the role C(microseg.illumio.firewall) with flow recording on (M(microseg.illumio.policy_compile) option
+    C(record_flows)): the flow sets of the table C(inet illumio), which count the new TCP and UDP connections the
+    policy accepted and the connection attempts it dropped (retries included) per source, destination, protocol
+    and destination port.
+  - B(Reading the flow sets without losing updates.) The table has two generations of flow sets. The module
+    switches recording to the other generation in one nft transaction, reads the generation that was filling,
+    and empties it only after its flows are in the spool and the state file is saved. A run that stops in
+    between leaves those flows in their sets, to be read by a later run.
   - B(State.) Where each source stopped (file inode, offset and first bytes, database row ids) is kept in
     O(state_file), written atomically with mode 0600 only after the spool files are written. A run that dies in
     between reads the same lines again next time (flows spooled twice) rather than losing them.
@@ -34,10 +42,12 @@ options:
   sources:
     description:
       - The flow sources to read.
+      - V(auto) picks what the host has - the VEN's logs V(vtapflow) and V(vtapdrop) that exist, else
+        V(nft_sets) when the table C(inet illumio) records flows, else V(conntrack). RV(sources) names what was read.
     type: list
     elements: str
-    choices: [vtapflow, vtapdrop, flow_db, conntrack]
-    default: [vtapflow, vtapdrop]
+    choices: [auto, vtapflow, vtapdrop, flow_db, conntrack, nft_sets]
+    default: [auto]
   ven_data_dir:
     description:
       - The VEN's data directory; the logs are in its C(log) folder.
@@ -115,6 +125,11 @@ EXAMPLES = r"""
     spool_max_bytes: 10485760
   become: true
 
+- name: Collect what the agentless firewall recorded (policy_compile with record_flows), plus the connection table
+  microseg.illumio.flow_collect:
+    sources: [nft_sets, conntrack]
+  become: true
+
 - name: Fetch the new spool files to the controller for microseg.illumio.flow_upload
   ansible.builtin.fetch:
     src: "/var/lib/microseg-illumio/flows/spool/{{ item }}"
@@ -126,7 +141,7 @@ EXAMPLES = r"""
 RETURN = r"""
 sources:
   description: What was read of each chosen source, by source name (V(vtapflow), V(vtapdrop), V(flow_db),
-    V(conntrack)), each with the keys below.
+    V(conntrack), V(nft_sets)), each with the keys below.
   returned: success
   type: dict
   sample:
@@ -146,7 +161,7 @@ sources:
       type: int
     lost:
       description: Notes on what could not be followed - a log rotated twice between runs (its lines in between
-        are lost), a log rewritten in place, a database that could not be read.
+        are lost), a log rewritten in place, a database that could not be read, a flow set that was full.
       type: list
       elements: str
 flows:
@@ -179,10 +194,11 @@ import shlex
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.microseg.illumio.plugins.module_utils.flows import parsers, writers
+from ansible_collections.microseg.illumio.plugins.module_utils.flows import nft_sets, parsers, writers
 from ansible_collections.microseg.illumio.plugins.module_utils.flows.aggregate import FlowAggregate
 
-SOURCES = ("vtapflow", "vtapdrop", "flow_db", "conntrack")
+SOURCES = ("vtapflow", "vtapdrop", "flow_db", "conntrack", "nft_sets")
+NFT_TABLE = "%s %s" % (nft_sets.FAMILY, nft_sets.TABLE)
 STATE_VERSION = 1
 FLOW_DB_VIEWS = (("flow_view", parsers.ALLOWED), ("drop_flow_view", parsers.BLOCKED))
 CONNTRACK_TABLE = "/proc/net/nf_conntrack"
@@ -199,7 +215,20 @@ def source_paths(params):
         "vtapdrop": params["vtapdrop_path"] or os.path.join(log_dir, "vtapdrop.log"),
         "flow_db": params["flow_db_path"] or os.path.join(log_dir, "flow.db"),
         "conntrack": None,
+        "nft_sets": None,
     }
+
+
+def resolve_sources(module, wanted, paths):
+    """The sources to read: `wanted` with auto replaced by what this host has (see the sources option)."""
+    chosen = [name for name in wanted if name != "auto"]
+    if len(chosen) == len(wanted):
+        return chosen
+    found = [name for name in ("vtapflow", "vtapdrop") if os.path.exists(paths[name])]
+    if not found:
+        records = module.get_bin_path("nft") and NftSetsReader(module, {}).records_flows()
+        found = ["nft_sets"] if records else ["conntrack"]
+    return chosen + [name for name in found if name not in chosen]
 
 
 def load_state(path):
@@ -309,6 +338,71 @@ def read_conntrack(module, command, aggregate):
     return report
 
 
+class NftSetsReader:
+    """The source nft_sets: switch the recording generation, read the one that was filling, later flush it."""
+
+    def __init__(self, module, previous):
+        self.module = module
+        self.previous = previous
+        self.report = new_report("nft %s" % NFT_TABLE)
+        self.state = dict(previous)
+        self.to_flush = None
+
+    def run(self, argv, data=None):
+        argv = [self.module.get_bin_path(argv[0], required=True), *argv[1:]]
+        return self.module.run_command(argv, data=data, binary_data=True)
+
+    def records_flows(self):
+        try:
+            return nft_sets.filling_generation(self.run) is not None
+        except nft_sets.NftSetError:
+            return False
+
+    def read(self, aggregate):
+        try:
+            filling = nft_sets.filling_generation(self.run)
+            if filling is None:
+                self.module.warn(
+                    "nft_sets: the table %s records no flows (compile with record_flows); nothing read" % NFT_TABLE
+                )
+                return
+            since = self.previous.get("since") or {}
+            if self.module.check_mode:
+                for generation in nft_sets.FLOW_GENERATIONS:
+                    self.add(aggregate, nft_sets.read_generation(self.run, generation, since.get(generation)))
+                return
+            # Switch only when there is something to read: a run over idle sets changes nothing.
+            if not nft_sets.read_generation(self.run, filling)[0]:
+                return
+            idle = nft_sets.other_generation(filling)
+            started = time.time()
+            nft_sets.switch(self.run, idle)
+            self.state = {"since": {idle: started}}
+            self.to_flush = filling
+            self.add(aggregate, nft_sets.read_generation(self.run, filling, since.get(filling)))
+        except nft_sets.NftSetError as exc:
+            raise CollectError("nft_sets: %s" % exc) from None
+
+    def add(self, aggregate, read):
+        flows, notes = read
+        for flow in flows:
+            aggregate.add(*flow)
+        self.report["lines"] += len(flows)
+        self.report["lost"].extend(notes)
+        for note in notes:
+            self.module.warn("nft_sets: %s" % note)
+
+    def finish(self):
+        """Empty the generation that was read, once its flows are spooled and the state saved."""
+        if self.to_flush is not None:
+            try:
+                nft_sets.flush(self.run, self.to_flush)
+            except nft_sets.NftSetError as exc:
+                raise CollectError(
+                    "nft_sets: the flows are spooled, but emptying their sets failed: %s" % exc
+                ) from None
+
+
 def upload_rows(aggregate):
     """The sums per (src, dst, dst_port, proto): the upload format has no decision, so decisions are merged."""
     merged = FlowAggregate()
@@ -326,7 +420,8 @@ def run(module):
     new_state = dict(previous)
     aggregate = FlowAggregate()
     reports = {}
-    for name in params["sources"]:
+    nft_reader = None
+    for name in resolve_sources(module, params["sources"], paths):
         if name in reports:
             continue
         before = previous.get(name) or {}
@@ -336,6 +431,10 @@ def run(module):
             )
         elif name == "flow_db":
             reports[name], new_state[name] = read_flow_db(module, paths[name], before, aggregate)
+        elif name == "nft_sets":
+            nft_reader = NftSetsReader(module, before)
+            nft_reader.read(aggregate)
+            reports[name], new_state[name] = nft_reader.report, nft_reader.state
         else:
             reports[name] = read_conntrack(module, params["conntrack_command"], aggregate)
     merged = upload_rows(aggregate)
@@ -371,13 +470,15 @@ def run(module):
             )
     if new_state != previous or not os.path.exists(params["state_file"]):
         save_state(params["state_file"], new_state)
+    if nft_reader is not None:
+        nft_reader.finish()
     return result
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            sources=dict(type="list", elements="str", choices=list(SOURCES), default=["vtapflow", "vtapdrop"]),
+            sources=dict(type="list", elements="str", choices=["auto", *SOURCES], default=["auto"]),
             ven_data_dir=dict(type="path", default="/opt/illumio_ven_data"),
             vtapflow_path=dict(type="path"),
             vtapdrop_path=dict(type="path"),

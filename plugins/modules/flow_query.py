@@ -166,7 +166,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 flows:
-  description: The rows of the query, newest first; C(src_labels) and C(dst_labels) are the labels (key to value) of the workloads at either end, empty for addresses that are no workload.
+  description:
+    - The rows of the query, newest first.
+    - C(src_labels) and C(dst_labels) are the labels (key to value) of the workloads at either end, empty for
+      addresses that are no workload.
   returned: always
   type: list
   elements: dict

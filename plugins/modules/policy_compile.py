@@ -92,6 +92,26 @@ options:
         C(ILO-DROP) and C(ILO-WOULD-DROP) (kernel log, not rate limited).
     type: bool
     default: false
+  record_flows:
+    description:
+      - Have each host's nftables table record the flows the policy accepts and drops (new TCP and UDP connections,
+        per source, destination, protocol and destination port, with counts) in bounded dynamic sets, for
+        M(microseg.illumio.flow_collect) with source V(nft_sets) to read. See the module C(flow_collect).
+      - nftables only; hosts compiled for V(iptables) are warned and collect with the V(conntrack) source instead.
+    type: bool
+    default: false
+  flow_set_size:
+    description:
+      - With O(record_flows), the most tuples each flow set holds between two collections; further new tuples are
+        not recorded (M(microseg.illumio.flow_collect) warns when a set was full).
+    type: int
+    default: 65536
+  flow_set_timeout:
+    description:
+      - With O(record_flows), seconds after which a tuple that saw no new connection leaves its set uncollected.
+        Make it longer than the time between two collections.
+    type: int
+    default: 86400
   return_ir:
     description:
       - Also return each host's compiled policy in its intermediate form (RV(policies.ir)), for debugging and tests.
@@ -365,6 +385,9 @@ def run(module):
         management_allow=params["management_allow"],
         resolve_fqdns=params["resolve_fqdns"],
         log_blocked=params["log_blocked"],
+        record_flows={"size": params["flow_set_size"], "timeout": params["flow_set_timeout"]}
+        if params["record_flows"]
+        else None,
     )
     backend, dest = params["backend"], params["dest"]
     if dest and not module.check_mode and not os.path.isdir(dest):
@@ -373,6 +396,8 @@ def run(module):
         except OSError as error:
             raise PolicyError("cannot create dest folder %s: %s" % (dest, error)) from None
     policies, missing, diffs, warnings, stems = {}, [], [], set(compiler.warnings), {}
+    if params["record_flows"] and backend == "iptables":
+        warnings.add("record_flows is for nftables only: collect the flows of iptables hosts with the conntrack source")
     totals = {"rules": 0, "sets": 0, "elements": 0, "files_changed": 0}
     for name, identifier in pairs:
         workload = compiler.find(identifier)
@@ -454,6 +479,9 @@ def main():
         enforcement_mode_override=dict(type="raw"),
         resolve_fqdns=dict(type="bool", default=False),
         log_blocked=dict(type="bool", default=False),
+        record_flows=dict(type="bool", default=False),
+        flow_set_size=dict(type="int", default=65536),
+        flow_set_timeout=dict(type="int", default=86400),
         return_ir=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

@@ -91,6 +91,16 @@ class _Rule(object):
     )
 
 
+def _flow_recording(record_flows):
+    if not record_flows:
+        return None
+    size, timeout = record_flows.get("size"), record_flows.get("timeout")
+    for name, value in (("size", size), ("timeout", timeout)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise PolicyError("record_flows %s must be a positive whole number, not %r" % (name, value))
+    return {"size": size, "timeout": timeout}
+
+
 class Compiler(object):
     """Compiles hosts of one snapshot. Build it once, then call compile() for as many hosts as needed.
 
@@ -98,10 +108,15 @@ class Compiler(object):
     resolve_fqdns: resolve IP-list FQDNs at compile time with `resolver` (fqdn -> list of addresses;
     default: the system resolver); otherwise they are skipped with a warning.
     log_blocked: log what is dropped (or would be, in modes that only observe).
+    record_flows: {"size": elements per flow set, "timeout": seconds} to have the firewall record flows
+    (nftables; see render_nft), or None.
     """
 
-    def __init__(self, snapshot, management_allow=None, resolve_fqdns=False, resolver=None, log_blocked=False):
+    def __init__(
+        self, snapshot, management_allow=None, resolve_fqdns=False, resolver=None, log_blocked=False, record_flows=None
+    ):
         self.snapshot = snapshot
+        self.record_flows = _flow_recording(record_flows)
         self.resolve_fqdns = bool(resolve_fqdns)
         self.resolver = resolver or _system_resolver
         self.log_blocked = bool(log_blocked)
@@ -700,6 +715,7 @@ class Compiler(object):
             "workload": self._describe(workload),
             "enforcement_mode": mode,
             "log_blocked": self.log_blocked,
+            "record_flows": None,
             "defaults": {},
             "always_allow": {},
             "sets": {},
@@ -708,6 +724,7 @@ class Compiler(object):
         }
         if mode == "idle":
             return result
+        result["record_flows"] = self.record_flows
         result["defaults"] = dict((direction, irmod.default(mode, direction)) for direction in irmod.DIRECTIONS)
         result["always_allow"] = {
             "management": {"ipv4": list(self.management["ipv4"]), "ipv6": list(self.management["ipv6"])},

@@ -10,6 +10,7 @@ Both renderers (nftables, iptables + ipset) read only this, so they mean the sam
                    "addresses": {"ipv4": [...], "ipv6": [...]}},
       "enforcement_mode": "full",               # idle | visibility_only | selective | full (effective)
       "log_blocked": false,
+      "record_flows": {"size": 65536, "timeout": 86400},   # or null: have the firewall record flows
       "defaults": {"in": {"verdict": "drop", "would_drop": false},
                    "out": {"verdict": "drop", "would_drop": false}},   # {} when idle
       "always_allow": {"management": {"ipv4": [...], "ipv6": [...]}, "loopback": true,

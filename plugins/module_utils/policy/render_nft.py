@@ -12,6 +12,17 @@ and `output` (priority filter). Each chain accepts the always-allowed traffic fi
 loopback, ignored interfaces, established/related, ICMPv6 neighbour discovery and MLD, DHCP/DHCPv6), then
 runs the policy rules in IR order (override deny, allow, deny), each with a comment naming its PCE rules,
 then the default (policy drop when enforced; a counter of what would be dropped otherwise).
+
+With the IR's `record_flows`, the table also records the flows of agentless hosts for
+microseg.illumio.flow_collect: new TCP and UDP connections that the policy accepts go to the dynamic sets
+`flow_allow_v4_<g>` / `flow_allow_v6_<g>`, dropped (or would-be-dropped) new connection attempts to
+`flow_drop_v4_<g>` / `flow_drop_v6_<g>`, keyed by source . destination . protocol . destination port, with a
+per-element counter, a size bound and an idle timeout. There are two generations `<g>` of those sets, `a` and
+`b`; the verdict maps `flow_gen_allow` / `flow_gen_drop` name the one being filled. The collector switches the
+maps to the other generation in one transaction, then reads and flushes the idle one, so no update is lost
+between reading and resetting. Policy verdicts then go through the chains `flow_accept` (record, accept),
+`flow_drop` (record, drop) and `flow_would_drop` (record, accept: observed-only directions accept everything
+in the end, so stopping there changes no verdict).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -34,6 +45,17 @@ _ADDRESS = {
     ("ipv6", "out"): "ip6 daddr",
 }
 _SET_TYPES = {"ipv4": "ipv4_addr", "ipv6": "ipv6_addr"}
+# Flow recording (record_flows): names shared with the collector (module_utils/flows/nft_sets.py).
+FLOW_GENERATIONS = ("a", "b")
+FLOW_DECISIONS = ("allow", "drop")
+FLOW_FAMILIES = {"ipv4": "v4", "ipv6": "v6"}
+FLOW_MAPS = {"allow": "flow_gen_allow", "drop": "flow_gen_drop"}
+FLOW_PROTOCOLS = ("tcp", "udp")  # the tuple needs a destination port
+_FLOW_KEYS = {
+    "ipv4": "ip saddr . ip daddr . meta l4proto . th dport",
+    "ipv6": "ip6 saddr . ip6 daddr . meta l4proto . th dport",
+}
+_FLOW_VERDICT_CHAINS = {"accept": "flow_accept", "drop": "flow_drop", "count": "flow_would_drop"}
 BLOCK_CACHE_SIZE = 2048
 _BLOCKS = {}
 
@@ -68,6 +90,8 @@ def render(ir):
                 _BLOCKS.clear()
             _BLOCKS[name] = cached
         lines.append(cached[1])
+    if ir.get("record_flows"):
+        lines.extend(_flow_lines(ir["record_flows"]))
     for direction, chain, hook in (("in", "input", "input"), ("out", "output", "output")):
         lines.extend(_chain_lines(ir, direction, chain, hook))
     lines.append("}")
@@ -115,10 +139,11 @@ def _chain_lines(ir, direction, chain, hook):
             lines.append('\t\tudp sport 68 udp dport 67 accept comment "DHCP"')
             lines.append('\t\tudp sport 546 udp dport 547 accept comment "DHCPv6"')
     log = ir.get("log_blocked")
+    flows = bool(ir.get("record_flows"))
     for rule in ir["rules"]:
         if rule["direction"] != direction:
             continue
-        tail = _verdict(rule["verdict"], log, _comment(rule))
+        tail = _verdict(rule["verdict"], log, _comment(rule), flows)
         for family in ("ipv4", "ipv6"):
             name = rule["peers"].get(family)
             if not name:
@@ -127,22 +152,87 @@ def _chain_lines(ir, direction, chain, hook):
             for match in _service_matches(rule["services"], family):
                 lines.append("\t\t%s%s %s" % (peer, match, tail))
     if default["verdict"] == "drop":
-        lines.append("\t\t%s" % _verdict("drop", log, '"default"'))
+        lines.append("\t\t%s" % _verdict("drop", log, '"default"', flows))
     elif default.get("would_drop"):
-        lines.append("\t\t%s" % _verdict("count", log, '"default"'))
+        lines.append("\t\t%s" % _verdict("count", log, '"default"', flows))
     lines.append("\t}")
     return lines
 
 
-def _verdict(verdict, log, comment):
+def _verdict(verdict, log, comment, flows=False):
+    """The end of a policy rule: its statements and verdict; with flows, the verdict goes through a recording chain."""
     if verdict == "accept":
-        return "accept comment %s" % comment
+        return "%s comment %s" % ("goto flow_accept" if flows else "accept", comment)
+    action = " goto %s" % _FLOW_VERDICT_CHAINS[verdict] if flows else (" drop" if verdict == "drop" else "")
     if verdict == "drop":
-        return "counter %sdrop comment %s" % ('log prefix "%s" ' % LOG_DROP if log else "", comment)
-    return "counter %scomment %s" % (
+        return "counter %s%s comment %s" % ('log prefix "%s" ' % LOG_DROP if log else "", action.strip(), comment)
+    return "counter %s%scomment %s" % (
         'log prefix "%s" ' % LOG_WOULD_DROP if log else "",
+        action.strip() + " " if action else "",
         _prefix(comment, "would drop: "),
     )
+
+
+def flow_set_name(decision, family, generation):
+    return "flow_%s_%s_%s" % (decision, FLOW_FAMILIES[family], generation)
+
+
+def flow_chain_name(decision, generation):
+    return "flow_%s_%s" % (decision, generation)
+
+
+def flow_map_elements(decision, generation):
+    """The elements of a generation map that send TCP and UDP to one generation's recording chain."""
+    target = flow_chain_name(decision, generation)
+    return ", ".join("%s : jump %s" % (proto, target) for proto in FLOW_PROTOCOLS)
+
+
+def _flow_lines(record):
+    """Sets, generation maps and chains that record flows (see the module docstring)."""
+    lines = []
+    for decision in FLOW_DECISIONS:
+        for generation in FLOW_GENERATIONS:
+            for family in ("ipv4", "ipv6"):
+                lines.extend(
+                    [
+                        "\tset %s {" % flow_set_name(decision, family, generation),
+                        "\t\ttype %s . %s . inet_proto . inet_service" % (_SET_TYPES[family], _SET_TYPES[family]),
+                        "\t\tsize %d" % record["size"],
+                        "\t\tflags dynamic,timeout",
+                        "\t\ttimeout %ds" % record["timeout"],
+                        "\t\tcounter",
+                        "\t}",
+                    ]
+                )
+    for decision in FLOW_DECISIONS:
+        lines.extend(
+            [
+                "\tmap %s {" % FLOW_MAPS[decision],
+                "\t\ttype inet_proto : verdict",
+                "\t\telements = { %s }" % flow_map_elements(decision, FLOW_GENERATIONS[0]),
+                "\t}",
+            ]
+        )
+    for decision in FLOW_DECISIONS:
+        for generation in FLOW_GENERATIONS:
+            lines.append("\tchain %s {" % flow_chain_name(decision, generation))
+            for family in ("ipv4", "ipv6"):
+                lines.append(
+                    "\t\tct state new update @%s { %s }"
+                    % (flow_set_name(decision, family, generation), _FLOW_KEYS[family])
+                )
+            lines.append("\t}")
+    for verdict, chain in sorted(_FLOW_VERDICT_CHAINS.items(), key=lambda item: item[1]):
+        decision = "allow" if verdict == "accept" else "drop"
+        lines.extend(
+            [
+                "\tchain %s {" % chain,
+                "\t\tmeta l4proto vmap @%s" % FLOW_MAPS[decision],
+                "\t\t%s" % ("drop" if verdict == "drop" else "accept"),
+                "\t}",
+            ]
+        )
+    return lines
 
 
 def _service_matches(services, family):

@@ -294,3 +294,57 @@ def test_large_sets_load_in_both_backends(tmp_path):
         host_iptables=parts["iptables"],
         host_ip6tables=parts["ip6tables"],
     )
+
+
+# --- flow recording (record_flows) -----------------------------------------------------------------------------------
+FLOWS = {"size": 1000, "timeout": 3600}
+
+
+@pytest.mark.parametrize("mode", ["full", "selective", "visibility_only"])
+def test_nft_flow_recording_routes_verdicts_through_recording_chains(org, mode):
+    ir, nft, _parts = texts(org, "web1", mode, record_flows=FLOWS)
+    assert ir["record_flows"] == FLOWS
+    for decision in ("allow", "drop"):
+        for generation in ("a", "b"):
+            for family in ("v4", "v6"):
+                assert f"\tset flow_{decision}_{family}_{generation} {{" in nft
+    assert "\t\telements = { tcp : jump flow_allow_a, udp : jump flow_allow_a }" in nft
+    assert "\t\tct state new update @flow_drop_v6_b { ip6 saddr . ip6 daddr . meta l4proto . th dport }" in nft
+    chains = nft.split("\tchain input {")[1]
+    policy_lines = [line for line in chains.splitlines() if "@p" in line]
+    assert policy_lines and not any(line.rstrip().endswith(" accept") for line in policy_lines)
+    assert all(" accept comment" not in line for line in policy_lines)
+    assert any("goto flow_accept comment" in line for line in policy_lines)
+    if mode == "full":
+        assert '\t\tcounter goto flow_drop comment "default"' in nft
+    if mode == "visibility_only":
+        assert '\t\tcounter goto flow_would_drop comment "would drop: default"' in nft
+    # Without the option nothing of it is there.
+    _ir, plain, _parts = texts(org, "web1", mode)
+    assert "flow_" not in plain
+
+
+def test_flow_recording_options_are_checked(org):
+    from ansible_collections.microseg.illumio.plugins.module_utils.policy.snapshot import PolicyError
+
+    with pytest.raises(PolicyError, match="record_flows size must be a positive whole number"):
+        compiler_for(org, record_flows={"size": 0, "timeout": 5})
+
+
+@needs_netns
+@pytest.mark.parametrize("mode", ["full", "visibility_only"])
+def test_nft_flow_recording_loads_and_switches(org, tmp_path, mode):
+    from ansible_collections.microseg.illumio.plugins.module_utils.flows import nft_sets
+
+    _ir, nft, _parts = texts(org, "web1", mode, record_flows=FLOWS, log_blocked=True)
+    out = in_netns(
+        tmp_path,
+        "nft -c -f host_nft; nft -f host_nft; nft -f switch_b; nft list map inet illumio flow_gen_drop;"
+        "nft -f flush_a; nft -f host_nft; echo; nft list map inet illumio flow_gen_allow",
+        host_nft=nft,
+        switch_b=nft_sets.switch_script("b"),
+        flush_a=nft_sets.flush_script("a"),
+    )
+    switched, reloaded = out.split("\n\n", 1)
+    assert "tcp : jump flow_drop_b, udp : jump flow_drop_b" in switched
+    assert "tcp : jump flow_allow_a, udp : jump flow_allow_a" in reloaded
