@@ -23,7 +23,7 @@ description:
     the kernel's connection table (O(conntrack_command), else C(/proc/net/nf_conntrack)); it has no history, so
     each run sums the connections that are in it at that moment. V(nft_sets) is for agentless hosts enforced by
     the role C(microseg.illumio.firewall) with flow recording on (M(microseg.illumio.policy_compile) option
-    C(record_flows)): the flow sets of the table C(inet illumio), which count the new TCP and UDP connections the
+    C(record_flows)) - the flow sets of the table C(inet illumio), which count the new TCP and UDP connections the
     policy accepted and the connection attempts it dropped (retries included) per source, destination, protocol
     and destination port.
   - B(Reading the flow sets without losing updates.) The table has two generations of flow sets. The module
@@ -362,9 +362,10 @@ class NftSetsReader:
         try:
             filling = nft_sets.filling_generation(self.run)
             if filling is None:
-                self.module.warn(
-                    "nft_sets: the table %s records no flows (compile with record_flows); nothing read" % NFT_TABLE
-                )
+                why = "records no flows (compile with record_flows)"
+                if not nft_sets.table_exists(self.run):
+                    why = "does not exist (yet)"
+                self.module.warn("nft_sets: the table %s %s; nothing read" % (NFT_TABLE, why))
                 return
             since = self.previous.get("since") or {}
             if self.module.check_mode:

@@ -50,6 +50,10 @@ def _nft(run, args, data=None):
     return out
 
 
+def table_exists(run):
+    return run(["nft", "list", "tables", FAMILY])[1].split().count(TABLE) > 0
+
+
 def filling_generation(run):
     """The generation the flow maps send packets to now, or None when the table records no flows."""
     rc, out, _err = run(["nft", "list", "map", FAMILY, TABLE, FLOW_MAPS["allow"]])
