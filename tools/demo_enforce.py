@@ -3,7 +3,10 @@
 Starts two hostlab hosts (web, db) and a lab PCE on their bridge (tests/vensim/rolelab.py), builds and provisions
 a small policy with playbooks/policy_as_code.yml (web may reach db on tcp/5432, nothing else), registers the hosts
 as unmanaged workloads, runs playbooks/enforce.yml (compile on the controller, apply with confirm-or-rollback),
-then tries web -> db on 5432 (allowed) and 5433 (not in the policy) and prints both outcomes. Removes everything.
+then tries web -> db on 5432 (allowed) and 5433 (not in the policy) and prints both outcomes. The firewalls
+record the flows they accept and drop (enforce_record_flows); playbooks/flows.yml collects them, uploads them to
+the PCE and writes the HTML traffic map .build/demo/traffic.html; the flows the PCE then holds are printed.
+Removes everything but the map.
 Needs root (test hosts are network namespaces with sshd); says so and exits 0 otherwise.
 """
 
@@ -35,6 +38,22 @@ WORKLOADS = """\
           - {name: eth0, address: "{{ hostlab_ipv6 }}", cidr_block: 64}
       delegate_to: localhost
 """
+QUERY = """\
+- name: The flows the PCE holds
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Traffic query
+      microseg.illumio.flow_query:
+        since: 3600
+      register: seen
+    - name: Save it
+      ansible.builtin.copy:
+        content: "{{ seen.flows | to_json }}"
+        dest: "{{ demo_dest }}"
+        mode: "0600"
+"""
+REPORT = REPO / ".build" / "demo" / "traffic.html"
 
 
 def step(title: str) -> None:
@@ -69,18 +88,51 @@ def main() -> int:
             hosts.listen("ddb", port)
         step("Enforce it with each host's own firewall (playbooks/enforce.yml)")
         run = lab.playbook(
-            "playbooks/enforce.yml", "-e", "enforce_hosts=hostlab", "-e", "firewall_enforcement_mode=full"
+            "playbooks/enforce.yml",
+            "-e",
+            "enforce_hosts=hostlab",
+            "-e",
+            "firewall_enforcement_mode=full",
+            "-e",
+            "enforce_record_flows=true",
         )
         must(run, "enforce.yml")
         for host, counters in rolelab.recap(run.stdout).items():
             print(f"{host}: changed={counters['changed']} failed={counters['failed']}")
         step("Traffic from dweb to ddb")
         for port, expected in ((5432, "allowed by the policy"), (5433, "not in the policy")):
-            done = hosts.connect("dweb", hosts.ipv4("ddb"), port)
+            done = hosts.connect("dweb", hosts.ipv4("ddb"), port, timeout=0.9)
             outcome = "connected" if done.returncode == 0 else f"blocked ({done.stderr.strip() or 'no answer'})"
             print(f"dweb -> ddb:{port} ({expected}): {outcome}")
         print("\n" + hosts.ssh("ddb", "nft list table inet illumio | head -n 25").stdout)
+        show_flows(lab, Path(tmp))
     return 0
+
+
+def show_flows(lab, tmp: Path) -> None:
+    step("Flows: recorded by the firewalls, collected and uploaded (playbooks/flows.yml), as the PCE holds them")
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    spool = f"flowlogs_controller_spool_dir={tmp / 'spool'}"
+    run = lab.playbook(
+        "playbooks/flows.yml", "-e", "flows_hosts=hostlab", "-e", spool, "-e", f"flows_report_dest={REPORT}"
+    )
+    must(run, "flows.yml")
+    query = tmp / "query.yml"
+    query.write_text(QUERY, encoding="utf-8")
+    must(lab.playbook(str(query), "-e", f"demo_dest={tmp / 'flows.json'}"), "the traffic query")
+    flows = json.loads((tmp / "flows.json").read_text(encoding="utf-8"))
+    print(f"{'source':<16} {'destination':<16} {'port':>5} {'proto':<5} {'connections':>11}  decision")
+    for flow in sorted(flows, key=lambda row: (row["dst_ip"], row["port"], row["src_ip"])):
+        print(
+            f"{flow['src_hostname'] or flow['src_ip']:<16} {flow['dst_hostname'] or flow['dst_ip']:<16} "
+            f"{flow['port']:>5} {flow['proto_name'] or flow['proto']:<5} {flow['num_connections']:>11}  "
+            f"{flow['policy_decision']}"
+        )
+    print(
+        "(Both firewalls record what they see, as two VENs would: dweb its outbound connection, ddb the same one "
+        "inbound, and the lab PCE adds both reports up.)"
+    )
+    print(f"\nTraffic map (one HTML file, open it in a browser): {REPORT}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pcelab.api.ven_core import LabError, ensure_schema, json_body, lab, not_found, org_of, refusals_as_responses
+from pcelab.policy_eval import EMPTY, ActivePolicy, PolicyEvaluator
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +88,18 @@ class Directory:
     ip_lists: dict[str, list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, bool]]] = field(default_factory=dict)
     # label group href -> every label href in it, sub-groups included
     label_groups: dict[str, frozenset[str]] = field(default_factory=dict)
+    # the org's active policy, which decides `policy_decision` (none provisioned when left out)
+    policy: ActivePolicy = EMPTY
+    _evaluator: PolicyEvaluator | None = field(default=None, repr=False, compare=False)
 
     def workload(self, ip: str) -> WorkloadView | None:
         return self.workloads_by_ip.get(ip)
+
+    @property
+    def evaluator(self) -> PolicyEvaluator:
+        if self._evaluator is None:
+            self._evaluator = PolicyEvaluator(self.policy, self.workload)
+        return self._evaluator
 
 
 # --- CSV upload ------------------------------------------------------------------------------------
@@ -390,11 +400,9 @@ def _includes_match(query: Query, flow: Flow, directory: Directory) -> bool:
 
 
 def policy_decision(flow: Flow, directory: Directory) -> str:
-    """The lab evaluates no rules: it reports what the enforcing side would do with unallowed traffic."""
-    for workload in (directory.workload(flow.dst_ip), directory.workload(flow.src_ip)):
-        if workload is not None and workload.managed:
-            return "blocked" if workload.enforcement_mode == "full" else "potentially_blocked"
-    return "unknown"
+    """What the org's active policy says of the flow (pcelab.policy_eval), judged by the destination workload
+    when there is one, else by the source workload; "unknown" when neither side is a workload."""
+    return directory.evaluator.decision(flow.src_ip, flow.dst_ip, flow.dst_port, flow.proto)
 
 
 def aggregate(flows: Iterable[Flow]) -> list[Flow]:
@@ -626,7 +634,8 @@ def _workload_view(core, org_id: int, workload: dict, labels_cache: dict) -> Wor
         os_type="windows" if os_id.startswith("win") else "linux",
         enforcement_mode=workload.get("enforcement_mode"),
         labels=tuple(labels),
-        managed=bool(workload.get("ven") or workload.get("agent")),
+        # Unmanaged workloads carry an empty `agent` object (href None): only a VEN makes one managed.
+        managed=bool(workload.get("ven") or (workload.get("agent") or {}).get("href")),
     )
 
 
@@ -641,8 +650,8 @@ def _referenced(query: Query, kind: str) -> set[str]:
 
 
 def build_directory(core, org_id: int, query: Query) -> Directory:
-    """Workloads by interface address, plus the IP lists and label groups the query names."""
-    directory, labels_cache = Directory(), {}
+    """Workloads by interface address, the IP lists and label groups the query names, the active policy."""
+    directory, labels_cache = Directory(policy=ActivePolicy.load(core.store, org_id)), {}
     for workload in core.workloads(org_id):
         view = _workload_view(core, org_id, workload, labels_cache)
         for interface in workload.get("interfaces", []):
