@@ -1,12 +1,12 @@
 """`make demo`, enforcement part: the PCE's policy enforced by two test hosts' own firewalls, shown with traffic.
 
-Starts two hostlab hosts (web, db) and a lab PCE on their bridge (tests/vensim/rolelab.py), builds and provisions
-a small policy with playbooks/policy_as_code.yml (web may reach db on tcp/5432, nothing else), registers the hosts
-as unmanaged workloads, runs playbooks/enforce.yml (compile on the controller, apply with confirm-or-rollback),
-then tries web -> db on 5432 (allowed) and 5433 (not in the policy) and prints both outcomes. The firewalls
-record the flows they accept and drop (enforce_record_flows); playbooks/flows.yml collects them, uploads them to
-the PCE and writes the HTML traffic map .build/demo/traffic.html; the flows the PCE then holds are printed.
-Removes everything but the map.
+Starts two hostlab hosts (web, db) and a lab PCE on their bridge (tests/vensim/rolelab.py), builds and
+provisions a small policy with playbooks/policy_as_code.yml (web may reach db on tcp/5432, nothing else),
+registers the hosts as unmanaged workloads in full enforcement, runs playbooks/enforce.yml (compile on the
+controller, apply with confirm-or-rollback), then tries web -> db on 5432 (allowed) and 5433 (not in the
+policy) and prints both outcomes. The firewalls record the flows they accept and drop (enforce_record_flows);
+playbooks/flows.yml collects them, uploads them to the PCE and writes the HTML traffic map
+.build/demo/traffic.html; the flows the PCE then holds are printed. Removes everything but the map.
 Needs root (test hosts are network namespaces with sshd); says so and exits 0 otherwise.
 """
 
@@ -33,6 +33,7 @@ WORKLOADS = """\
         hostname: "{{ inventory_hostname }}"
         name: "{{ inventory_hostname }}"
         labels: {role: "{{ 'web' if inventory_hostname == 'dweb' else 'db' }}", app: shop, env: prod}
+        enforcement_mode: full
         interfaces:
           - {name: eth0, address: "{{ hostlab_ipv4 }}", cidr_block: 24}
           - {name: eth0, address: "{{ hostlab_ipv6 }}", cidr_block: 64}
@@ -91,8 +92,6 @@ def main() -> int:
             "playbooks/enforce.yml",
             "-e",
             "enforce_hosts=hostlab",
-            "-e",
-            "firewall_enforcement_mode=full",
             "-e",
             "enforce_record_flows=true",
         )
