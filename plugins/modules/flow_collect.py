@@ -19,7 +19,9 @@ description:
     M(microseg.illumio.flow_upload) uploads once they are fetched to the controller.
   - B(Sources.) V(vtapflow) and V(vtapdrop) are the VEN's C(vtapflow.log) (accepted flows) and C(vtapdrop.log)
     (dropped flows), read from where the last run stopped, across the VEN's rotation to C(<name>.1). V(flow_db)
-    is the VEN's C(flow.db) (views C(flow_view) and C(drop_flow_view)), read read-only by row id. V(conntrack) is
+    is the VEN's C(flow.db) (views C(flow_view) and C(drop_flow_view)), read read-only by row id. V(flowsum_db) is
+    the VEN's C(flowsum.db), whose rows are running sums updated in place; it is read whole and only the growth of
+    each row since the last run is spooled (the state file remembers each row's count). V(conntrack) is
     the kernel's connection table (O(conntrack_command), else C(/proc/net/nf_conntrack)); it has no history, so
     each run sums the connections that are in it at that moment. V(nft_sets) is for agentless hosts enforced by
     the role C(microseg.illumio.firewall) with flow recording on (M(microseg.illumio.policy_compile) option
@@ -46,7 +48,7 @@ options:
         V(nft_sets) when the table C(inet illumio) records flows, else V(conntrack). RV(sources) names what was read.
     type: list
     elements: str
-    choices: [auto, vtapflow, vtapdrop, flow_db, conntrack, nft_sets]
+    choices: [auto, vtapflow, vtapdrop, flow_db, flowsum_db, conntrack, nft_sets]
     default: [auto]
   ven_data_dir:
     description:
@@ -64,6 +66,10 @@ options:
   flow_db_path:
     description:
       - The VEN's flow database. Default C(<ven_data_dir>/log/flow.db).
+    type: path
+  flowsum_db_path:
+    description:
+      - The VEN's aggregated flow database. Default C(<ven_data_dir>/log/flowsum.db).
     type: path
   spool_dir:
     description:
@@ -141,7 +147,7 @@ EXAMPLES = r"""
 RETURN = r"""
 sources:
   description: What was read of each chosen source, by source name (V(vtapflow), V(vtapdrop), V(flow_db),
-    V(conntrack), V(nft_sets)), each with the keys below.
+    V(flowsum_db), V(conntrack), V(nft_sets)), each with the keys below.
   returned: success
   type: dict
   sample:
@@ -197,7 +203,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.microseg.illumio.plugins.module_utils.flows import nft_sets, parsers, writers
 from ansible_collections.microseg.illumio.plugins.module_utils.flows.aggregate import FlowAggregate
 
-SOURCES = ("vtapflow", "vtapdrop", "flow_db", "conntrack", "nft_sets")
+SOURCES = ("vtapflow", "vtapdrop", "flow_db", "flowsum_db", "conntrack", "nft_sets")
 NFT_TABLE = "%s %s" % (nft_sets.FAMILY, nft_sets.TABLE)
 STATE_VERSION = 1
 FLOW_DB_VIEWS = (("flow_view", parsers.ALLOWED), ("drop_flow_view", parsers.BLOCKED))
@@ -214,6 +220,7 @@ def source_paths(params):
         "vtapflow": params["vtapflow_path"] or os.path.join(log_dir, "vtapflow.log"),
         "vtapdrop": params["vtapdrop_path"] or os.path.join(log_dir, "vtapdrop.log"),
         "flow_db": params["flow_db_path"] or os.path.join(log_dir, "flow.db"),
+        "flowsum_db": params["flowsum_db_path"] or os.path.join(log_dir, "flowsum.db"),
         "conntrack": None,
         "nft_sets": None,
     }
@@ -308,6 +315,48 @@ def read_flow_db(module, path, previous, aggregate):
                 aggregate.add_flow(flow._replace(bytes_in=None, bytes_out=None))
         rowids[view] = result.last_rowid
     return report, {"path": path, "rowids": rowids}
+
+
+def read_flowsum_db(module, path, previous, aggregate):
+    """flowsum.db: running sums per (src, dst, dst_port, proto), updated in place; spool what each grew by."""
+    report = new_report(path)
+    counts = previous.get("counts") if previous.get("path") == path else None
+    counts = dict(counts or {})
+    if not os.path.exists(path):
+        module.warn("flowsum_db: %s does not exist; nothing read" % path)
+        return report, {"path": path, "counts": counts}
+    seen = {}
+    for view, decision in FLOW_DB_VIEWS:
+        result = parsers.read_view(path, view)
+        if result.error:
+            report["lost"].append(result.error)
+            module.warn("flowsum_db: %s" % result.error)
+            seen.update((key, value) for key, value in counts.items() if key.endswith("|" + decision))
+            continue
+        for row in result.rows:
+            report["lines"] += 1
+            summary = parsers.summary_from_row(row, decision)
+            if summary is None:
+                report["malformed"] += 1
+                continue
+            key = "%s|%s|%d|%d|%s" % (summary.src, summary.dst, summary.dst_port, summary.proto, decision)
+            before = counts.get(key)
+            # A count below the one remembered means the row was removed and made again: all of it is new.
+            grown = summary.count - before[0] if before and summary.count >= before[0] else summary.count
+            first = max(summary.first, before[1]) if before and grown < summary.count else summary.first
+            if grown > 0:
+                aggregate.add(
+                    summary.src,
+                    summary.dst,
+                    summary.dst_port,
+                    summary.proto,
+                    decision,
+                    grown,
+                    min(first, summary.last),
+                    summary.last,
+                )
+            seen[key] = [summary.count, summary.last]
+    return report, {"path": path, "counts": seen}
 
 
 def conntrack_lines(module, command):
@@ -432,6 +481,8 @@ def run(module):
             )
         elif name == "flow_db":
             reports[name], new_state[name] = read_flow_db(module, paths[name], before, aggregate)
+        elif name == "flowsum_db":
+            reports[name], new_state[name] = read_flowsum_db(module, paths[name], before, aggregate)
         elif name == "nft_sets":
             nft_reader = NftSetsReader(module, before)
             nft_reader.read(aggregate)
@@ -484,6 +535,7 @@ def main():
             vtapflow_path=dict(type="path"),
             vtapdrop_path=dict(type="path"),
             flow_db_path=dict(type="path"),
+            flowsum_db_path=dict(type="path"),
             spool_dir=dict(type="path", default="/var/lib/microseg-illumio/flows/spool"),
             state_file=dict(type="path", default="/var/lib/microseg-illumio/flows/state.json"),
             spool_max_bytes=dict(type="int", default=50 * 1024 * 1024),

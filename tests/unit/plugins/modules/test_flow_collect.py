@@ -276,6 +276,42 @@ def test_flow_db_of_the_stand_in(host):
     assert host.spool_text(third["spool_files"]) == csv("10.0.0.12", "10.0.0.11", 22, 6, 1, 20, 20)
 
 
+def test_flowsum_db_spools_what_each_running_sum_grew_by(host):
+    recorder = vensim.FlowRecorder(vensim.Layout({"data_dir": str(host.data)}))
+    flow = {
+        "detected_at": BASE + 10.5,
+        "first_seen": BASE + 10.0,
+        "last_seen": BASE + 10.5,
+        "interface": "eth0",
+        "ip_version": 4,
+        "src_ip": "10.0.0.12",
+        "dst_ip": "10.0.0.11",
+        "proto": 6,
+        "src_port": 50972,
+        "dst_port": 9999,
+        "direction": "I",
+        "state": "C",
+        "bytes_in": 373,
+        "bytes_out": 768,
+        "workload_uuid": UUID,
+    }
+    recorder.record([flow, dict(flow, src_port=50973, last_seen=BASE + 12.0)])
+    first = host.run(sources=["flowsum_db"])
+    assert first["sources"]["flowsum_db"]["lines"] == 1  # one summary row, count 2
+    assert host.spool_text(first["spool_files"]) == csv("10.0.0.12", "10.0.0.11", 9999, 6, 2, 10, 12)
+    assert host.run(sources=["flowsum_db"])["changed"] is False
+    # The same row grows by 3 (updated in place) and a new row appears: only the growth is spooled.
+    recorder.record([dict(flow, src_port=port, last_seen=BASE + 30.0) for port in (1, 2, 3)])
+    recorder.record([dict(flow, dst_port=22, first_seen=BASE + 40.0, last_seen=BASE + 40.0)])
+    third = host.run(sources=["flowsum_db"])
+    assert third["flows"] == 2 and third["connections"] == 4
+    assert host.spool_text(third["spool_files"]) == (
+        csv("10.0.0.12", "10.0.0.11", 22, 6, 1, 40, 40) + csv("10.0.0.12", "10.0.0.11", 9999, 6, 3, 12, 30)
+    )
+    state = json.loads(host.state.read_text())["sources"]["flowsum_db"]["counts"]
+    assert state["10.0.0.12|10.0.0.11|9999|6|allowed"][0] == 5
+
+
 def test_conntrack_through_a_command_on_path(host, tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
