@@ -87,7 +87,7 @@ demo: setup vensim
 	$(BIN)/python tools/demo_enforce.py
 
 .PHONY: test
-test: setup lint unit lab-tests integration hostlab-tests host-tests vensim-tests molecule sanity py36-compile
+test: setup lint unit lab-tests integration hostlab-tests host-tests vensim-tests molecule sanity py36-compile release-checks
 	@echo "make test: all checks passed"
 
 # --- the parts of `make test` -------------------------------------------------------------------
@@ -175,3 +175,76 @@ bench: setup
 .PHONY: clean
 clean:
 	rm -rf $(BUILD) .pytest_cache .ruff_cache
+
+# --- AWX / AAP, execution environments and Galaxy (docs/awx/README.md) ---------------------------------
+# `make release-checks` (part of `make test`): the changelog, the documentation site, then tests/release - the
+# collection built by ansible-galaxy from a clean copy, installed offline into an empty collections path and used
+# from there (smoke playbook, every plugin's docs), `ansible-builder create` and introspection of
+# meta/execution-environment.yml, the demo playbooks run through ansible-runner as an AWX job, secret check included.
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+RELEASE := $(BUILD)/release
+TARBALL := $(BUILD)/galaxy/microseg-illumio-$(VERSION).tar.gz
+DOCSITE := $(BUILD)/docsite
+DOCSITE_COLLECTIONS := $(BUILD)/docsite-collections
+# Copy the files git knows (tracked, and new ones not ignored; links stay links) to the folder in $(1).
+copy_source_tree = rm -rf $(1) && mkdir -p $(1) && git ls-files -z -co --exclude-standard -- $(2) \
+	| xargs -0 -I{} sh -c 'test -e "{}" && echo "{}"' | tar -cf - -T - | tar -xf - -C $(1)
+
+.PHONY: release-checks
+release-checks: venv changelog-check docsite
+	$(BIN)/pytest -q -p no:cacheprovider tests/release
+
+# The collection tarball as Galaxy would get it (galaxy.yml build_ignore applies): .build/galaxy/.
+.PHONY: galaxy-build
+galaxy-build: venv
+	@$(call copy_source_tree,$(RELEASE)/source,.)
+	@rm -rf $(BUILD)/galaxy
+	$(BIN)/ansible-galaxy collection build $(RELEASE)/source --output-path $(BUILD)/galaxy
+
+# An execution environment build context (offline; the collection from the tarball): then
+#   podman build -t microseg-illumio-ee .build/ee-context
+.PHONY: ee-context
+ee-context: galaxy-build
+	install -D -m 0644 $(TARBALL) $(BUILD)/ee/microseg-illumio.tar.gz
+	rm -rf $(BUILD)/ee-context
+	$(BIN)/ansible-builder create -f meta/execution-environment.yml --context $(BUILD)/ee-context \
+	  --output-filename Containerfile
+
+# The documentation site of every module, plugin and role (antsibull-docs + Sphinx, warnings are errors), made from
+# the built tarball: .build/docsite/build/html/index.html. Offline: references into docs.ansible.com (ansible-core,
+# other collections) are not checked; references within microseg.illumio are. Then antsibull-docs' docs linter.
+DOCSITE_ENV = ANSIBLE_COLLECTIONS_PATH=$(DOCSITE_COLLECTIONS) ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
+.PHONY: docsite
+docsite: galaxy-build
+	@rm -rf $(DOCSITE) $(DOCSITE_COLLECTIONS) && mkdir -p -m 0755 $(DOCSITE)
+	$(DOCSITE_ENV) $(BIN)/ansible-galaxy collection install --offline -p $(DOCSITE_COLLECTIONS) $(TARBALL)
+	$(DOCSITE_ENV) $(BIN)/antsibull-docs sphinx-init --use-current --fail-on-error --dest-dir $(DOCSITE) \
+	  --project microseg.illumio --copyright 'microseg.illumio contributors' --title 'microseg.illumio' \
+	  --html-short-title 'microseg.illumio' --no-add-antsibull-docs-version microseg.illumio
+	@printf '%s\n' '' '# Offline build (make docsite): no intersphinx inventories to download.' \
+	  'intersphinx_mapping = {}' 'nitpick_ignore_regex = [' \
+	  '    ("std:ref", r"(common_return_values|ansible_configuration_settings|ansible_collections\.(?!microseg\.illumio\.).*)"),' \
+	  '    ("std:envvar", r"ANSIBLE_.*"),' ']' >> $(DOCSITE)/conf.py
+	$(DOCSITE_ENV) PATH=$(BIN):$$PATH bash $(DOCSITE)/build.sh
+	$(DOCSITE_ENV) $(BIN)/antsibull-docs lint-collection-docs --plugin-docs \
+	  $(DOCSITE_COLLECTIONS)/ansible_collections/microseg/illumio
+	@echo "docs site: $(DOCSITE)/build/html/index.html"
+
+# CHANGELOG.rst from changelogs/fragments: what `antsibull-changelog release` would write for the version in
+# galaxy.yml, made in a scratch copy so that the fragments and changelogs/changelog.yaml stay as they are.
+CHANGELOG_SCRATCH := $(BUILD)/changelog
+.PHONY: changelog-scratch
+changelog-scratch: venv
+	@$(call copy_source_tree,$(CHANGELOG_SCRATCH),galaxy.yml changelogs plugins roles playbooks meta)
+	cd $(CHANGELOG_SCRATCH) && $(BIN)/antsibull-changelog release --version $(VERSION) --date 2000-01-01 2>&1 \
+	  | { grep -v 'no release_summary section' || true; }
+
+.PHONY: changelog
+changelog: changelog-scratch
+	cp $(CHANGELOG_SCRATCH)/CHANGELOG.rst CHANGELOG.rst
+
+.PHONY: changelog-check
+changelog-check: changelog-scratch
+	$(BIN)/antsibull-changelog lint
+	@diff -u CHANGELOG.rst $(CHANGELOG_SCRATCH)/CHANGELOG.rst \
+	  || { echo "CHANGELOG.rst is not what changelogs/fragments make: run make changelog" >&2; exit 1; }
