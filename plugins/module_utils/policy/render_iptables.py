@@ -132,16 +132,18 @@ def _chain_rules(ir, family, direction):
     interface = "-i" if direction == "in" else "-o"
     always = ir["always_allow"]
     log = ir.get("log_blocked")
-    lines = [
+    lines = []
+    # Most packets belong to established connections: they leave after one rule.
+    if always.get("established"):
+        lines.append("-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN" % chain)
+    lines.append(
         '-A %s -m set --match-set %s %s -m comment --comment "management" -j RETURN'
         % (chain, set_name(MANAGEMENT_SETS[family]), side)
-    ]
+    )
     if always.get("loopback"):
         lines.append("-A %s %s lo -j RETURN" % (chain, interface))
     for name in always.get("ignored_interfaces") or []:
         lines.append('-A %s %s %s -m comment --comment "ignored interface" -j RETURN' % (chain, interface, _safe(name)))
-    if always.get("established"):
-        lines.append("-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN" % chain)
     if always.get("icmpv6_nd") and family == "ipv6":
         for kind in ICMPV6_ESSENTIAL:
             lines.append("-A %s -p ipv6-icmp --icmpv6-type %d -j RETURN" % (chain, kind))

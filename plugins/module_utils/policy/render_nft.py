@@ -8,8 +8,8 @@ and no other table is touched. For an idle host the script only removes the tabl
 
 Inside the table: the interval sets `mgmt_allow_v4` / `mgmt_allow_v6` (always there, maybe empty), one
 named interval set per distinct peer set (shared by every rule that uses it), and the base chains `input`
-and `output` (priority filter). Each chain accepts the always-allowed traffic first (management addresses,
-loopback, ignored interfaces, established/related, ICMPv6 neighbour discovery and MLD, DHCP/DHCPv6), then
+and `output` (priority filter). Each chain accepts the always-allowed traffic first (established/related,
+which most packets are, then management addresses, loopback, ignored interfaces, ICMPv6 neighbour discovery and MLD, DHCP/DHCPv6), then
 runs the policy rules in IR order (override deny, allow, deny), each with a comment naming its PCE rules,
 then the default (policy drop when enforced; a counter of what would be dropped otherwise).
 
@@ -118,16 +118,21 @@ def _chain_lines(ir, direction, chain, hook):
     lines = [
         "\tchain %s {" % chain,
         "\t\ttype filter hook %s priority filter; policy %s;" % (hook, policy),
-        '\t\tip %s @%s accept comment "management"' % (address, MANAGEMENT_SETS["ipv4"]),
-        '\t\tip6 %s @%s accept comment "management"' % (address, MANAGEMENT_SETS["ipv6"]),
     ]
+    # Most packets belong to established connections: they leave after one rule.
+    if always.get("established"):
+        lines.append("\t\tct state established,related accept")
+    lines.extend(
+        [
+            '\t\tip %s @%s accept comment "management"' % (address, MANAGEMENT_SETS["ipv4"]),
+            '\t\tip6 %s @%s accept comment "management"' % (address, MANAGEMENT_SETS["ipv6"]),
+        ]
+    )
     if always.get("loopback"):
         lines.append('\t\t%s "lo" accept' % interface)
     if always.get("ignored_interfaces"):
         names = ", ".join('"%s"' % _safe(name) for name in always["ignored_interfaces"])
         lines.append('\t\t%s { %s } accept comment "ignored interfaces"' % (interface_name, names))
-    if always.get("established"):
-        lines.append("\t\tct state established,related accept")
     if always.get("icmpv6_nd"):
         types = ", ".join(str(kind) for kind in ICMPV6_ESSENTIAL)
         lines.append('\t\ticmpv6 type { %s } accept comment "neighbour discovery, MLD"' % types)

@@ -85,15 +85,15 @@ def test_nft_script_replaces_only_its_table_atomically(org):
         assert f"\tset {name} {{" in nft
     for href in org.hrefs:
         assert f'comment "{href}"' in nft
-    # Always-allowed traffic comes first, management before anything else.
+    # Always-allowed traffic comes first: established connections (most packets), then management.
     chain = nft.split("\tchain input {")[1].splitlines()
-    assert chain[2:4] == [
+    assert chain[2] == "\t\tct state established,related accept"
+    assert chain[3:5] == [
         '\t\tip saddr @mgmt_allow_v4 accept comment "management"',
         '\t\tip6 saddr @mgmt_allow_v6 accept comment "management"',
     ]
-    assert chain[4] == '\t\tiif "lo" accept'
-    assert chain[5] == '\t\tiifname { "eth9" } accept comment "ignored interfaces"'
-    assert chain[6] == "\t\tct state established,related accept"
+    assert chain[5] == '\t\tiif "lo" accept'
+    assert chain[6] == '\t\tiifname { "eth9" } accept comment "ignored interfaces"'
 
 
 def test_nft_rules_per_family_and_protocol(org):
