@@ -6,8 +6,9 @@ Seeds a throwaway lab PCE through workloads/bulk_create (1000 per call), then ti
   (b) cold:  `ansible-inventory -i bench.pce.yml --list` with an empty cache (jsonfile cache plugin, temp dir);
   (c) cached: the same command again, served from that cache;
   and, to show what is ansible-core's own share, (d) `ansible-inventory --list` of the very same hosts, groups and
-  variables added by a do-nothing plugin from a file (no PCE, no shaping); also `--graph` and `--list --export`
-  (what AWX runs), cold and cached.
+  variables added by a do-nothing plugin from a file (no PCE, no shaping), and (e) the same with one variable per
+  host (ansible_host) - the least `--list` of that many hosts costs; also `--graph` and `--list --export` (what AWX
+  runs), cold and cached.
 Prints figures; it is not a timed test. Targets: cold <= 15 s, cached <= 3 s, cold / plain <= 2.
 
 Run: .venv/bin/python tests/bench/bench_inventory.py [--workloads N] [--repeat N]
@@ -148,7 +149,7 @@ def plugin_seconds(notes: str) -> float:
     return sum(float(value) for value in re.findall(r"in ([0-9.]+) s", notes))
 
 
-def floor_source(listing: dict, path: Path) -> None:
+def floor_source(listing: dict, path: Path, only: tuple[str, ...] = ()) -> None:
     """The hosts, groups and variables of a --list output, as the floor plugin reads them."""
 
     def plain(value):
@@ -166,7 +167,12 @@ def floor_source(listing: dict, path: Path) -> None:
         for host in listing[group].get("hosts", []):
             memberships.setdefault(host, []).append(group)
     hosts = [
-        [name, plain(hostvars), memberships.get(name, [])] for name, hostvars in listing["_meta"]["hostvars"].items()
+        [
+            name,
+            {key: value for key, value in plain(hostvars).items() if not only or key in only},
+            memberships.get(name, []),
+        ]
+        for name, hostvars in listing["_meta"]["hostvars"].items()
     ]
     path.write_text(json.dumps({"groups": groups, "hosts": hosts}))
 
@@ -233,7 +239,7 @@ def main() -> int:
                 "ANSIBLE_INVENTORY_PLUGINS": str(floor_dir / "inventory_plugins"),
                 "ANSIBLE_INVENTORY_ENABLED": "floor",
             }
-            plain, cold, cached, floor = [], [], [], []
+            plain, cold, cached, floor, bare_floor = [], [], [], [], []
             cold_graph, cached_graph, cold_export, cached_export = [], [], [], []
             cold_notes = cached_notes = ""
             cold_plugin, cached_plugin = [], []
@@ -264,7 +270,13 @@ def main() -> int:
                     (floor_dir / "inventory_plugins" / "floor.py").write_text(FLOOR_PLUGIN)
                     floor_source(listing, floor_dir / "hosts.json")
                     floor_config.write_text(f"plugin: floor\nsource: {floor_dir / 'hosts.json'}\n")
+                    floor_source(listing, floor_dir / "bare.json", only=("ansible_host",))
+                    (floor_dir / "bare.floor.yml").write_text(f"plugin: floor\nsource: {floor_dir / 'bare.json'}\n")
                 floor.append(run_inventory(floor_config, floor_env, "--list", "--output", str(work / "floor.json"))[0])
+                bare_config = floor_dir / "bare.floor.yml"
+                bare_floor.append(
+                    run_inventory(bare_config, floor_env, "--list", "--output", str(work / "bare.json"))[0]
+                )
 
                 shutil.rmtree(cache_dir, ignore_errors=True)
                 cold_graph.append(run_inventory(config, env, "--graph")[0])
@@ -284,6 +296,10 @@ def main() -> int:
         print(f"(d) ansible-core alone: --list of the same {hosts} hosts, groups and variables, no PCE, no shaping:")
         print(f"    {d:.2f} s {spread(floor)}; so the plugin's share is cold {b - d:.2f} s, cached {c - d:.2f} s")
         print(f"    plugin share of cold / plain ((b - d) / a): {(b - d) / a:.2f}")
+        print(
+            f"(e) ansible-core alone, one variable per host (ansible_host): --list {median(bare_floor):.2f} s "
+            f"{spread(bare_floor)} - the floor of any inventory of {hosts} hosts"
+        )
         print(
             f"    the plugin's own timings: cold {median(cold_plugin):.2f} s (read + shape + build; / plain ="
             f" {median(cold_plugin) / a:.2f}), cached {median(cached_plugin):.2f} s (cache read + build)"
