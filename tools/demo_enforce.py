@@ -112,8 +112,17 @@ def show_flows(lab, tmp: Path) -> None:
     step("Flows: recorded by the firewalls, collected and uploaded (playbooks/flows.yml), as the PCE holds them")
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     spool = f"flowlogs_controller_spool_dir={tmp / 'spool'}"
+    by_role = json.dumps({"flows_report_group_by": ["role", "app"]})  # web and db are one app: tell them apart
     run = lab.playbook(
-        "playbooks/flows.yml", "-e", "flows_hosts=hostlab", "-e", spool, "-e", f"flows_report_dest={REPORT}"
+        "playbooks/flows.yml",
+        "-e",
+        "flows_hosts=hostlab",
+        "-e",
+        spool,
+        "-e",
+        f"flows_report_dest={REPORT}",
+        "-e",
+        by_role,
     )
     must(run, "flows.yml")
     query = tmp / "query.yml"
