@@ -27,7 +27,7 @@ description:
     Upgrade Guide ("Linux Installation with Environment Variables"), passed to the installer in its
     environment, never on its command line. Unknown names are refused.
   - B(Install record.) After a successful install or upgrade the module writes the collection's install
-    record C(/etc/microseg_illumio/ven_install.json) (mode 0600) - the method, the version, the package file
+    record C(/var/lib/microseg-illumio/ven/install.json) (mode 0600) - the method, the version, the package file
     and the remembered install variables (C(VEN_DATA_DIR), C(VEN_NONPRIV_USER), C(VEN_NONPRIV_UID),
     C(VEN_NONPRIV_GID), C(VEN_DISABLE_MONITOR_RESTART), C(VEN_PROXY_SERVER), C(VEN_MANAGEMENT_SERVER)). The
     activation code is never written there.
@@ -160,7 +160,7 @@ EXAMPLES = r"""
   microseg.illumio.ven_package:
     path: /var/tmp/illumio-ven-23.2.20-200.deb12.amd64.deb
     signature: /var/tmp/illumio-ven-23.2.20-200.deb12.amd64.deb.sig
-    keyring: /etc/microseg_illumio/illumio-ven-signing-key.asc
+    keyring: /etc/microseg-illumio/illumio-ven-signing-key.asc
   register: ven_upgrade
 
 - name: Say what changed
@@ -259,7 +259,7 @@ record:
   description: Path of the install record (written when the task installed something).
   returned: success
   type: str
-  sample: /etc/microseg_illumio/ven_install.json
+  sample: /var/lib/microseg-illumio/ven/install.json
 """
 
 import os

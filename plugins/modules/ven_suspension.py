@@ -50,7 +50,7 @@ options:
         the host has) and copies them to C(iptables-latest.rules) and so on; unsuspend reads the C(latest) files.
       - Old timestamped backups are kept; remove them when no longer needed.
     type: path
-    default: /var/lib/microseg_illumio/ven_suspend
+    default: /var/lib/microseg-illumio/ven_firewall
   restore_custom_rules:
     description:
       - After unsuspending, restore the host's own rules from the latest backup that are missing now.
@@ -155,8 +155,8 @@ backup_files:
   type: list
   elements: str
   sample:
-    - /var/lib/microseg_illumio/ven_suspend/iptables-20261123T131500Z.rules
-    - /var/lib/microseg_illumio/ven_suspend/iptables-latest.rules
+    - /var/lib/microseg-illumio/ven_firewall/iptables-20261123T131500Z.rules
+    - /var/lib/microseg-illumio/ven_firewall/iptables-latest.rules
 restored_rules:
   description: What was put back after unsuspending (in check mode, what would be).
   returned: success

@@ -70,7 +70,7 @@ EXAMPLES = r"""
     - name: Back up the firewall, unpair and uninstall, leaving the firewall as it was before pairing
       microseg.illumio.ven_unpair:
         firewall_restore: recommended
-        backup_dir: /var/lib/microseg_illumio/ven_unpair
+        backup_dir: /var/lib/microseg-illumio/ven_firewall
       register: unpaired
 
     - name: Show what the VEN said
@@ -107,8 +107,8 @@ backup_files:
   type: list
   elements: str
   sample:
-    - /var/lib/microseg_illumio/ven_unpair/iptables-20261123T131500Z.rules
-    - /var/lib/microseg_illumio/ven_unpair/iptables-latest.rules
+    - /var/lib/microseg-illumio/ven_firewall/iptables-20261123T131500Z.rules
+    - /var/lib/microseg-illumio/ven_firewall/iptables-latest.rules
 """
 
 from ansible.module_utils.basic import AnsibleModule

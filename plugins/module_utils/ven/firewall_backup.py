@@ -27,7 +27,7 @@ import re
 import tempfile
 import time
 
-DEFAULT_BACKUP_DIR = "/var/lib/microseg_illumio/ven_suspend"
+DEFAULT_BACKUP_DIR = "/var/lib/microseg-illumio/ven_firewall"
 DEFAULT_VEN_PREFIXES = ("illumio",)
 # kind -> (command that lists it, file suffix, restore command)
 KINDS = (

@@ -116,7 +116,7 @@ class Host:
         self.root = root
         self.state = root / "state"
         self.bin = root / "bin"
-        self.record = root / "etc" / "microseg_illumio" / "ven_install.json"
+        self.record = root / "var" / "lib" / "microseg-illumio" / "ven" / "install.json"
         self.install_dir = root / "opt" / "illumio_ven"
         self.state.mkdir()
         self.bin.mkdir()
