@@ -158,7 +158,7 @@ def traffic(lab):
     }
 
 
-def flows_run(lab: FlowsLab, report: Path):
+def flows_run(lab: FlowsLab, report: Path, *extra: str):
     return lab.playbook(
         "playbooks/flows.yml",
         "-e",
@@ -167,6 +167,7 @@ def flows_run(lab: FlowsLab, report: Path):
         f"flowlogs_controller_spool_dir={lab.pce_dir / 'spool'}",
         "-e",
         f"flows_report_dest={report}",
+        *extra,
     )
 
 
@@ -196,9 +197,12 @@ def test_flows_of_both_hosts_reach_the_pce_with_their_counts(lab, traffic):
         assert not lab.exec(host, "find", "/var/lib/microseg-illumio/flows/spool", "-name", "flows-*.csv").strip()
 
 
-def test_a_second_run_adds_nothing(lab, traffic):
-    recap = lab.ok(flows_run(lab, lab.pce_dir / "traffic.html"), "second flows.yml")
+def test_a_second_run_adds_nothing_and_shows_no_secret(lab, traffic):
+    run = flows_run(lab, lab.pce_dir / "traffic.html", "-vvv")
+    recap = lab.ok(run, "second flows.yml")
     assert recap[AGENTLESS]["changed"] == 0
+    secret = lab.api_key[1]
+    assert secret not in run.stdout and secret not in run.stderr
     assert pce_counts(lab, traffic) == traffic
 
 
