@@ -9,9 +9,10 @@ and no other table is touched. For an idle host the script only removes the tabl
 Inside the table: the interval sets `mgmt_allow_v4` / `mgmt_allow_v6` (always there, maybe empty), one
 named interval set per distinct peer set (shared by every rule that uses it), and the base chains `input`
 and `output` (priority filter). Each chain accepts the always-allowed traffic first (established/related,
-which most packets are, then management addresses, loopback, ignored interfaces, ICMPv6 neighbour discovery and MLD, DHCP/DHCPv6), then
-runs the policy rules in IR order (override deny, allow, deny), each with a comment naming its PCE rules,
-then the default (policy drop when enforced; a counter of what would be dropped otherwise).
+which most packets are, then management addresses, loopback, ignored interfaces, ICMPv6 neighbour discovery
+and MLD, DHCP/DHCPv6), then runs the policy rules in IR order (override deny, allow, deny), each with a
+comment naming its PCE rules, then the default (policy drop when enforced; a counter of what would be
+dropped otherwise).
 
 With the IR's `record_flows`, the table also records the flows of agentless hosts for
 microseg.illumio.flow_collect: new TCP and UDP connections that the policy accepts go to the dynamic sets
