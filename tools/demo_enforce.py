@@ -103,7 +103,7 @@ def main() -> int:
             done = hosts.connect("dweb", hosts.ipv4("ddb"), port, timeout=0.9)
             outcome = "connected" if done.returncode == 0 else f"blocked ({done.stderr.strip() or 'no answer'})"
             print(f"dweb -> ddb:{port} ({expected}): {outcome}")
-        print("\n" + hosts.ssh("ddb", "nft list table inet illumio | head -n 25").stdout)
+        print("\n" + hosts.ssh("ddb", "nft list chain inet illumio input").stdout)
         show_flows(lab, Path(tmp))
     return 0
 
