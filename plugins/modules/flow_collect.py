@@ -293,6 +293,18 @@ def read_log(module, name, path, previous, aggregate, count_bytes):
     return report, {"path": path, "tail": tail.state}
 
 
+def readable_views(module, name, path, report, rowids=None):
+    """(view, decision, rows) of flow_view and drop_flow_view, after `rowids` when given; errors go to the report."""
+    for view, decision in FLOW_DB_VIEWS:
+        result = parsers.read_view(path, view, (rowids or {}).get(view, 0))
+        if result.error:
+            report["lost"].append(result.error)
+            module.warn("%s: %s" % (name, result.error))
+            continue
+        report["lines"] += len(result.rows)
+        yield view, decision, result
+
+
 def read_flow_db(module, path, previous, aggregate):
     report = new_report(path)
     rowids = previous.get("rowids") if previous.get("path") == path else None
@@ -300,14 +312,8 @@ def read_flow_db(module, path, previous, aggregate):
     if not os.path.exists(path):
         module.warn("flow_db: %s does not exist; nothing read" % path)
         return report, {"path": path, "rowids": rowids}
-    for view, decision in FLOW_DB_VIEWS:
-        result = parsers.read_view(path, view, rowids.get(view, 0))
-        if result.error:
-            report["lost"].append(result.error)
-            module.warn("flow_db: %s" % result.error)
-            continue
+    for view, decision, result in readable_views(module, "flow_db", path, report, rowids):
         for row in result.rows:
-            report["lines"] += 1
             flow = parsers.flow_from_row(row, decision)
             if flow is None:
                 report["malformed"] += 1
@@ -325,38 +331,32 @@ def read_flowsum_db(module, path, previous, aggregate):
     if not os.path.exists(path):
         module.warn("flowsum_db: %s does not exist; nothing read" % path)
         return report, {"path": path, "counts": counts}
-    seen = {}
-    for view, decision in FLOW_DB_VIEWS:
-        result = parsers.read_view(path, view)
-        if result.error:
-            report["lost"].append(result.error)
-            module.warn("flowsum_db: %s" % result.error)
-            seen.update((key, value) for key, value in counts.items() if key.endswith("|" + decision))
-            continue
+    # A view that cannot be read now keeps what was remembered of it.
+    seen = dict(counts)
+    for _view, decision, result in readable_views(module, "flowsum_db", path, report):
+        for key in [key for key in seen if key.endswith("|" + decision)]:
+            del seen[key]
         for row in result.rows:
-            report["lines"] += 1
             summary = parsers.summary_from_row(row, decision)
             if summary is None:
                 report["malformed"] += 1
                 continue
             key = "%s|%s|%d|%d|%s" % (summary.src, summary.dst, summary.dst_port, summary.proto, decision)
-            before = counts.get(key)
-            # A count below the one remembered means the row was removed and made again: all of it is new.
-            grown = summary.count - before[0] if before and summary.count >= before[0] else summary.count
-            first = max(summary.first, before[1]) if before and grown < summary.count else summary.first
+            grown, first = summary_growth(summary, counts.get(key))
             if grown > 0:
                 aggregate.add(
-                    summary.src,
-                    summary.dst,
-                    summary.dst_port,
-                    summary.proto,
-                    decision,
-                    grown,
-                    min(first, summary.last),
-                    summary.last,
+                    summary.src, summary.dst, summary.dst_port, summary.proto, decision, grown, first, summary.last
                 )
             seen[key] = [summary.count, summary.last]
     return report, {"path": path, "counts": seen}
+
+
+def summary_growth(summary, before):
+    """(connections added since `before` = [count, last seen], first seen of those) of a flowsum.db row."""
+    if not before or summary.count < before[0]:
+        return summary.count, summary.first  # new, or removed and made again: all of it is new
+    grown = summary.count - before[0]
+    return grown, min(max(summary.first, before[1]), summary.last)
 
 
 def conntrack_lines(module, command):

@@ -245,25 +245,28 @@ def test_check_mode_writes_nothing(host):
     assert after["connections"] == 1
 
 
+STAND_IN_FLOW = {  # a closed inbound connection as the stand-in's FlowRecorder.record() takes it
+    "detected_at": BASE + 10.5,
+    "first_seen": BASE + 10.0,
+    "last_seen": BASE + 10.5,
+    "interface": "eth0",
+    "ip_version": 4,
+    "src_ip": "10.0.0.12",
+    "dst_ip": "10.0.0.11",
+    "proto": 6,
+    "src_port": 50972,
+    "dst_port": 9999,
+    "direction": "I",
+    "state": "C",
+    "bytes_in": 373,
+    "bytes_out": 768,
+    "workload_uuid": UUID,
+}
+
+
 def test_flow_db_of_the_stand_in(host):
     recorder = vensim.FlowRecorder(vensim.Layout({"data_dir": str(host.data)}))
-    flow = {
-        "detected_at": BASE + 10.5,
-        "first_seen": BASE + 10.0,
-        "last_seen": BASE + 10.5,
-        "interface": "eth0",
-        "ip_version": 4,
-        "src_ip": "10.0.0.12",
-        "dst_ip": "10.0.0.11",
-        "proto": 6,
-        "src_port": 50972,
-        "dst_port": 9999,
-        "direction": "I",
-        "state": "C",
-        "bytes_in": 373,
-        "bytes_out": 768,
-        "workload_uuid": UUID,
-    }
+    flow = STAND_IN_FLOW
     recorder.record([flow, dict(flow, src_port=50973, detected_at=BASE + 12.0, last_seen=BASE + 12.0)])
     first = host.run(sources=["flow_db"])
     assert first["sources"]["flow_db"]["lines"] == 2
@@ -278,23 +281,7 @@ def test_flow_db_of_the_stand_in(host):
 
 def test_flowsum_db_spools_what_each_running_sum_grew_by(host):
     recorder = vensim.FlowRecorder(vensim.Layout({"data_dir": str(host.data)}))
-    flow = {
-        "detected_at": BASE + 10.5,
-        "first_seen": BASE + 10.0,
-        "last_seen": BASE + 10.5,
-        "interface": "eth0",
-        "ip_version": 4,
-        "src_ip": "10.0.0.12",
-        "dst_ip": "10.0.0.11",
-        "proto": 6,
-        "src_port": 50972,
-        "dst_port": 9999,
-        "direction": "I",
-        "state": "C",
-        "bytes_in": 373,
-        "bytes_out": 768,
-        "workload_uuid": UUID,
-    }
+    flow = STAND_IN_FLOW
     recorder.record([flow, dict(flow, src_port=50973, last_seen=BASE + 12.0)])
     first = host.run(sources=["flowsum_db"])
     assert first["sources"]["flowsum_db"]["lines"] == 1  # one summary row, count 2
