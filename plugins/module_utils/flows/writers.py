@@ -80,10 +80,11 @@ def write_atomic(path, text, mode=0o600):
         except OSError:
             pass
         raise
-    _sync_dir(folder)
+    sync_dir(folder)
 
 
-def _sync_dir(folder):
+def sync_dir(folder):
+    """Make renames in `folder` durable (best effort: not every file system lets a folder be synced)."""
     try:
         descriptor = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -38,10 +38,9 @@ import hashlib
 import ipaddress
 import json
 import os
-import re
-import tempfile
 import time
 
+from ansible_collections.microseg.illumio.plugins.module_utils.flows import writers
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
 
 UPLOAD_PATH = "agents/bulk_traffic_flows"
@@ -54,7 +53,6 @@ DEFAULT_BATCH_SIZE = 1000
 PROBES_PER_BATCH = 3
 # A batch that keeps getting no answer although the PCE does not have it is sent at most this often per run.
 MAX_SENDS_PER_BATCH = 3
-SPOOL_FILE = re.compile(r"^flows-(\d{8}T\d{6}Z)-(\d+)\.csv$")
 DONE_DIR = "done"
 PROGRESS_VERSION = 1
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58, "ipv6-icmp": 58}
@@ -125,41 +123,16 @@ def iso(epoch):
 
 
 # --- files --------------------------------------------------------------------------------------------------
+def upload_file_key(name):
+    """(time stamp, sequence) of a spool file in the upload format (writers.Spool's CSV files), else None."""
+    match = writers.SPOOL_NAME.match(name)
+    return (match.group(1), int(match.group(2))) if match and match.group(3) == "csv" else None
+
+
 def spool_files(spool_dir):
     """Complete spool files (final names only; writers rename tmp files into place), in name order."""
-    names = [name for name in os.listdir(spool_dir) if SPOOL_FILE.match(name)]
-    return sorted(names, key=lambda name: (SPOOL_FILE.match(name).group(1), int(SPOOL_FILE.match(name).group(2)), name))
-
-
-def write_atomically(path, text):
-    """Write a file so that a crash leaves either the old or the new content, never a part (mode 0600)."""
-    folder = os.path.dirname(path) or "."
-    handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder):
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    names = [name for name in os.listdir(spool_dir) if upload_file_key(name)]
+    return sorted(names, key=lambda name: (upload_file_key(name), name))
 
 
 def _digest(data):
@@ -214,7 +187,7 @@ class SpoolFile(object):
         return os.path.exists(self.progress_path)
 
     def save(self):
-        write_atomically(self.progress_path, json.dumps(self.progress, sort_keys=True, indent=1) + "\n")
+        writers.write_atomic(self.progress_path, json.dumps(self.progress, sort_keys=True, indent=1) + "\n")
 
     def pending_line_count(self):
         start = self.progress["next_line"]
@@ -244,8 +217,8 @@ class SpoolFile(object):
         for path in (self.progress_path, self.rejected_path):
             if os.path.exists(path):
                 os.replace(path, os.path.join(done, os.path.basename(path)))
-        _fsync_dir(done)
-        _fsync_dir(self.spool_dir)
+        writers.sync_dir(done)
+        writers.sync_dir(self.spool_dir)
         return os.path.join(done, self.name)
 
 
@@ -258,7 +231,7 @@ def tidy_spool(spool_dir):
                 continue
             spool_name = name[: -len(suffix)]
             if (
-                SPOOL_FILE.match(spool_name)
+                upload_file_key(spool_name)
                 and not os.path.exists(os.path.join(spool_dir, spool_name))
                 and os.path.exists(os.path.join(done, spool_name))
             ):

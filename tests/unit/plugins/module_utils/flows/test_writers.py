@@ -215,9 +215,10 @@ def test_spool_with_nothing_to_write_and_bad_settings(tmp_path):
 
 
 def test_spool_names_are_the_ones_the_uploader_reads(tmp_path):
-    traffic = pytest.importorskip("ansible_collections.microseg.illumio.plugins.module_utils.pce.traffic")
-    pattern = getattr(traffic, "SPOOL_FILE", None)
-    if pattern is None:
-        pytest.skip("the uploader has no SPOOL_FILE pattern")
+    from ansible_collections.microseg.illumio.plugins.module_utils.pce import traffic
+
     result = Spool(str(tmp_path), max_lines=1).write([row(1), row(2)], now=1700000000.0)
-    assert all(pattern.match(name) for name in result.files)
+    assert all(traffic.upload_file_key(name) for name in result.files)
+    assert traffic.spool_files(str(tmp_path)) == result.files
+    jsonl = Spool(str(tmp_path / "jsonl"), kind="jsonl").write([row(1)], now=1700000000.0)
+    assert not traffic.upload_file_key(jsonl.files[0])  # only CSV is the upload format
