@@ -57,6 +57,7 @@ _FLOW_KEYS = {
     "ipv6": "ip6 saddr . ip6 daddr . meta l4proto . th dport",
 }
 _FLOW_VERDICT_CHAINS = {"accept": "flow_accept", "drop": "flow_drop", "count": "flow_would_drop"}
+_PLAIN_VERDICTS = {"accept": "accept", "drop": "drop", "count": ""}  # count: observed only, evaluation goes on
 BLOCK_CACHE_SIZE = 2048
 _BLOCKS = {}
 
@@ -167,16 +168,16 @@ def _chain_lines(ir, direction, chain, hook):
 
 def _verdict(verdict, log, comment, flows=False):
     """The end of a policy rule: its statements and verdict; with flows, the verdict goes through a recording chain."""
+    target = "goto %s" % _FLOW_VERDICT_CHAINS[verdict] if flows else _PLAIN_VERDICTS[verdict]
     if verdict == "accept":
-        return "%s comment %s" % ("goto flow_accept" if flows else "accept", comment)
-    action = " goto %s" % _FLOW_VERDICT_CHAINS[verdict] if flows else (" drop" if verdict == "drop" else "")
-    if verdict == "drop":
-        return "counter %s%s comment %s" % ('log prefix "%s" ' % LOG_DROP if log else "", action.strip(), comment)
-    return "counter %s%scomment %s" % (
-        'log prefix "%s" ' % LOG_WOULD_DROP if log else "",
-        action.strip() + " " if action else "",
-        _prefix(comment, "would drop: "),
-    )
+        return "%s comment %s" % (target, comment)
+    words = ["counter"]
+    if log:
+        words.append('log prefix "%s"' % (LOG_DROP if verdict == "drop" else LOG_WOULD_DROP))
+    if target:
+        words.append(target)
+    words.append("comment %s" % (comment if verdict == "drop" else _prefix(comment, "would drop: ")))
+    return " ".join(words)
 
 
 def flow_set_name(decision, family, generation):
