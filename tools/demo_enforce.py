@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests" / "vensim"), str(REPO / "tests" / "hosts")]
+sys.path.insert(0, str(REPO / "tests" / "vensim"))
 
 HOSTS = ("dweb", "ddb")
 POLICY = REPO / "tests" / "hosts" / "files" / "enforce_lab_policy.yml"
@@ -71,15 +71,13 @@ def main() -> int:
     if os.geteuid() != 0:
         print("demo (enforcement on test hosts): skipped - the test hosts need root")
         return 0
-    import rolelab  # the sys.path entries above make these importable
-    from hostlab_support import HostLab
+    import rolelab  # the sys.path entry above makes it importable
 
     with (
         rolelab.RoleLab("demo-enforce", HOSTS, "10.213.242.0/24", "hldemo1") as lab,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        hosts = HostLab(lab.state_dir, lab.bridge, lab.subnet, HOSTS)
-        hosts.addresses = {row["name"]: row for row in json.loads(hosts.hostlab("list", "--json").stdout)}
+        hosts = lab.host_lab()
         step("Policy as code on the PCE: web may reach db on tcp/5432, nothing else")
         must(lab.playbook("playbooks/policy_as_code.yml", "-e", f"policy_file={POLICY}"), "policy_as_code")
         workloads = Path(tmp, "workloads.yml")

@@ -153,6 +153,15 @@ class RoleLab:
     def exec(self, host: str, *command: str) -> str:
         return self.hostlab("exec", host, "--", *command).stdout
 
+    def host_lab(self):
+        """These hosts as tests/hosts' HostLab (addresses, ssh, connect, listen), for traffic between them."""
+        sys.path.insert(0, str(REPO / "tests" / "hosts"))
+        from hostlab_support import HostLab  # here, not at the top: only callers that send traffic need tests/hosts
+
+        view = HostLab(self.state_dir, self.bridge, self.subnet, self.hosts)
+        view.addresses = {row["name"]: row for row in json.loads(self.hostlab("list", "--json").stdout)}
+        return view
+
 
 def recap(output: str) -> dict[str, dict[str, int]]:
     """PLAY RECAP counters per host: {'host': {'ok': 3, 'changed': 0, ...}} (the last recap of the output)."""

@@ -10,6 +10,7 @@ playbooks/flows.yml, and still exactly those counts after a second run. Needs ro
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -17,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -49,21 +49,19 @@ CONNECT = (
 
 
 class FlowsLab(rolelab.RoleLab):
+    @functools.cached_property
+    def hosts_view(self):
+        return self.host_lab()  # once the hosts are up
+
     def addresses(self, host: str) -> tuple[str, str]:
-        inventory = yaml.safe_load((self.state_dir / "inventory.yml").read_text(encoding="utf-8"))
-        found = inventory["all"]["children"]["hostlab"]["hosts"][host]
-        return found["hostlab_ipv4"], found["hostlab_ipv6"]
+        return self.hosts_view.ipv4(host), self.hosts_view.ipv6(host)
 
     def connect(self, source: str, address: str, port: int, times: int, timeout: float = 2.0) -> int:
         """Connections made from `source`; a timeout under a second means one SYN per failed attempt."""
         return int(self.exec(source, "python3", "-c", CONNECT, address, str(port), str(times), str(timeout)))
 
     def listen(self, host: str, port: int) -> None:
-        self.exec(host, "sh", "-c", f"setsid python3 -m http.server --bind :: {port} </dev/null >/dev/null 2>&1 &")
-        deadline = time.monotonic() + 15
-        while f":{port}" not in self.exec(host, "ss", "-Htln", f"sport = :{port}"):
-            assert time.monotonic() < deadline, f"listener on {host}:{port} did not start"
-            time.sleep(0.2)
+        self.hosts_view.listen(host, port)
 
     def ok(self, run, what: str):
         assert run.returncode == 0, f"{what} failed:\n{run.stdout[-6000:]}\n{run.stderr[-3000:]}"

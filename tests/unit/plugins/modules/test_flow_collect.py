@@ -18,13 +18,13 @@ import pytest
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.microseg.illumio.plugins.modules import flow_collect
 from module_runner import run_module
+from stand_in_flows import UUID, stand_in_flow
 
 REPO = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(REPO / "tests" / "vensim"))
 import vensim  # noqa: E402 - the VEN stand-in, whose recorder makes flow.db
 
 BASE = calendar.timegm((2026, 11, 23, 14, 0, 0, 0, 0, 0))  # 2026-11-23T14:00:00Z
-UUID = "3c1b9f96-969a-472e-bbbc-9d1c93751ef9"
 CONNTRACK_TCP = (
     "ipv4     2 tcp      6 118 TIME_WAIT src=10.0.0.12 dst=10.0.0.11 sport=50972 dport=9999 packets=6 bytes=373 "
     "src=10.0.0.11 dst=10.0.0.12 sport=9999 dport=50972 packets=4 bytes=768 [ASSURED] mark=0 zone=0 use=2"
@@ -245,28 +245,9 @@ def test_check_mode_writes_nothing(host):
     assert after["connections"] == 1
 
 
-STAND_IN_FLOW = {  # a closed inbound connection as the stand-in's FlowRecorder.record() takes it
-    "detected_at": BASE + 10.5,
-    "first_seen": BASE + 10.0,
-    "last_seen": BASE + 10.5,
-    "interface": "eth0",
-    "ip_version": 4,
-    "src_ip": "10.0.0.12",
-    "dst_ip": "10.0.0.11",
-    "proto": 6,
-    "src_port": 50972,
-    "dst_port": 9999,
-    "direction": "I",
-    "state": "C",
-    "bytes_in": 373,
-    "bytes_out": 768,
-    "workload_uuid": UUID,
-}
-
-
 def test_flow_db_of_the_stand_in(host):
     recorder = vensim.FlowRecorder(vensim.Layout({"data_dir": str(host.data)}))
-    flow = STAND_IN_FLOW
+    flow = stand_in_flow(BASE + 10.0)
     recorder.record([flow, dict(flow, src_port=50973, detected_at=BASE + 12.0, last_seen=BASE + 12.0)])
     first = host.run(sources=["flow_db"])
     assert first["sources"]["flow_db"]["lines"] == 2
@@ -281,7 +262,7 @@ def test_flow_db_of_the_stand_in(host):
 
 def test_flowsum_db_spools_what_each_running_sum_grew_by(host):
     recorder = vensim.FlowRecorder(vensim.Layout({"data_dir": str(host.data)}))
-    flow = STAND_IN_FLOW
+    flow = stand_in_flow(BASE + 10.0)
     recorder.record([flow, dict(flow, src_port=50973, last_seen=BASE + 12.0)])
     first = host.run(sources=["flowsum_db"])
     assert first["sources"]["flowsum_db"]["lines"] == 1  # one summary row, count 2

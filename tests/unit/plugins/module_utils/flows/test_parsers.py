@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import stand_in_flows
 from ansible_collections.microseg.illumio.plugins.module_utils.flows import parsers
 from ansible_collections.microseg.illumio.plugins.module_utils.flows.parsers import (
     Flow,
@@ -45,7 +46,7 @@ REFERENCE_WRAPPED = [
     "172.17.0.2 6 64886 80 12286 C 0 U SWID=3c1b9f96-969a-472e-bbbc-",
     "9d1c93751ef9 TBI=0 TB0=116",
 ]
-UUID = "3c1b9f96-969a-472e-bbbc-9d1c93751ef9"
+UUID = stand_in_flows.UUID
 
 
 def epoch(text: str) -> float:
@@ -54,25 +55,7 @@ def epoch(text: str) -> float:
 
 
 def stand_in_flow(**changes) -> dict:
-    flow = {
-        "detected_at": 1700000000.5,
-        "first_seen": 1700000000.0,
-        "last_seen": 1700000000.5,
-        "interface": "eth0",
-        "ip_version": 4,
-        "src_ip": "10.0.0.12",
-        "dst_ip": "10.0.0.11",
-        "proto": 6,
-        "src_port": 50972,
-        "dst_port": 9999,
-        "direction": "I",
-        "state": "C",
-        "bytes_in": 373,
-        "bytes_out": 768,
-        "workload_uuid": UUID,
-    }
-    flow.update(changes)
-    return flow
+    return stand_in_flows.stand_in_flow(1700000000.0, **changes)
 
 
 @pytest.fixture
