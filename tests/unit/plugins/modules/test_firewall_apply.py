@@ -437,7 +437,8 @@ def test_confirming_claims_the_marker_and_stops_the_timer(tmp_path, module):
     state = state_with_backup(tmp_path)
     rollback = fa.Rollback(module, ShellHost(), state)
     pid = rollback.arm("00cc11dd", 30)["pid"]
-    assert fa.process_has_token(pid, "00cc11dd")
+    # The timer is found by its command line, which /proc shows only once the exec chain (nohup, sh) is done.
+    wait_for(lambda: fa.process_has_token(pid, "00cc11dd"))
     wait_for(lambda: sleeping(pid))  # a real confirm comes seconds later, when the timer sleeps already
     assert rollback.cancel("00cc11dd", "confirmed") is True
     wait_for(lambda: process_gone(pid))
