@@ -14,6 +14,7 @@ import fcntl
 import ipaddress
 import json
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -477,10 +478,52 @@ def build_network(lab: Lab, host: Host) -> None:
     run(["ip", "-n", host.netns, "-batch", "-"], input_text="\n".join(commands) + "\n")
 
 
+# Folders whose content is the machine's own state, not its software: a host starts with them empty, as a freshly
+# installed machine does, so neither the machine's package index, its root's dotfiles (a pyenv in .bashrc that
+# changes which python3 Ansible finds) nor other labs' leftovers in /var/tmp decide how a test on a host behaves.
+# (folder, mode, owner) - the owner by name, when that user exists on the machine.
+FRESH_FOLDERS = (
+    ("root", 0o700, "root"),
+    ("var/tmp", 0o1777, "root"),
+    ("var/lib/apt/lists", 0o755, "root"),
+    ("var/lib/apt/lists/partial", 0o700, "_apt"),
+    ("var/cache/apt", 0o755, "root"),
+    ("var/cache/apt/archives", 0o755, "root"),
+    ("var/cache/apt/archives/partial", 0o700, "_apt"),
+)
+# Root's shell start-up files as Debian's base-files installs them (dot.bashrc, dot.profile).
+ROOT_DOTFILES = {".bashrc": "/usr/share/base-files/dot.bashrc", ".profile": "/usr/share/base-files/dot.profile"}
+
+
+def start_as_a_fresh_machine(upper: Path) -> None:
+    """Opaque folders in the new upper layer hide what the machine (the lower layer) has in them."""
+    for folder, mode, owner in FRESH_FOLDERS:
+        path = upper / folder
+        for parent in reversed(Path(folder).parents[:-1]):  # merged with the machine's: same mode and owner
+            if not (upper / parent).exists():
+                lower = os.stat(Path("/") / parent)
+                (upper / parent).mkdir()
+                os.chmod(upper / parent, stat.S_IMODE(lower.st_mode))
+                os.chown(upper / parent, lower.st_uid, lower.st_gid)
+        path.mkdir()
+        os.setxattr(path, "trusted.overlay.opaque", b"y")
+        os.chmod(path, mode)
+        try:
+            os.chown(path, pwd.getpwnam(owner).pw_uid, 0)
+        except KeyError:
+            pass  # no _apt user: apt is not installed, and nothing uses the folder
+    for name, source in ROOT_DOTFILES.items():
+        if os.path.isfile(source):
+            shutil.copyfile(source, upper / "root" / name)
+
+
 def start_init(lab: Lab, host: Host) -> None:
     """Start the host's PID 1 inside its network namespace and new UTS, IPC, mount and PID namespaces."""
     hdir = lab.host_dir(host.name)
-    for sub in ("upper", "work", "root"):
+    if not (hdir / "upper").exists():
+        (hdir / "upper").mkdir()
+        start_as_a_fresh_machine(hdir / "upper")
+    for sub in ("work", "root"):
         (hdir / sub).mkdir(exist_ok=True)
     generate_key(hdir / "ssh_host_ed25519_key", f"root@{host.name}")
     cmd = [

@@ -319,6 +319,27 @@ def test_opt_is_private_to_each_host(lab):
         ssh(lab, "t1", f"rm -f {marker}", check=False)
 
 
+def test_hosts_start_without_the_machines_own_state(lab):
+    """Root's home, /var/tmp and the package index start as on a fresh machine, whatever the machine holds."""
+    marker = Path("/var/tmp") / f"hostlab-test-{uuid.uuid4().hex}"
+    marker.write_text("machine")
+    try:
+
+        def entries(folder: str) -> list[str]:
+            return sorted(ssh(lab, "t1", f"ls -A {folder}").stdout.split())
+
+        assert entries("/root") == [".bashrc", ".profile"]
+        assert entries("/var/tmp") == []
+        assert entries("/var/lib/apt/lists") == ["partial"]
+        assert entries("/var/cache/apt") == ["archives"]
+        assert ssh(lab, "t1", "command -v python3").stdout.strip() == "/usr/bin/python3"
+        assert "pyenv" not in ssh(lab, "t1", "cat /root/.bashrc").stdout
+        ssh(lab, "t1", "touch /var/tmp/from-t1")
+        assert not Path("/var/tmp/from-t1").exists()
+    finally:
+        marker.unlink()
+
+
 def test_nftables_ruleset_is_private_to_each_host(lab):
     table = f"hostlab_test_{uuid.uuid4().hex[:8]}"
     try:
