@@ -84,8 +84,13 @@ options:
   ca_file:
     description:
       - Path on the managed host of a PEM file with the CA certificates the PCE's certificate must chain to.
-        Without it, the host's default trust store.
+        Without it (and without O(ca_content)), the host's default trust store.
     type: path
+  ca_content:
+    description:
+      - The CA certificates the PCE's certificate must chain to, as PEM text, for a CA file that is on the
+        controller and not on the host (C(lookup('file', ...))). Nothing is written to the host.
+    type: str
   timeout:
     description:
       - Seconds to wait for each connection and TLS handshake to the PCE.
@@ -282,6 +287,7 @@ def argument_spec():
         management_server=dict(type="str"),
         pce_extra_ports=dict(type="list", elements="int", default=[]),
         ca_file=dict(type="path"),
+        ca_content=dict(type="str"),
         timeout=dict(type="int", default=10),
         cert_expiry_warn_days=dict(type="int", default=30),
         install_dir=dict(type="path", default="/opt/illumio_ven"),
@@ -295,7 +301,9 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec=argument_spec(), mutually_exclusive=[("ca_file", "ca_content")], supports_check_mode=True
+    )
     params = module.params
     if params["timeout"] <= 0:
         module.fail_json(msg="timeout must be a positive number of seconds")

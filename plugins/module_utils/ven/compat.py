@@ -748,8 +748,8 @@ def check_time_sync(probe, options):
     )
 
 
-def _tls_context(ca_file):
-    context = ssl.create_default_context(cafile=ca_file or None)
+def _tls_context(ca_file, ca_data=None):
+    context = ssl.create_default_context(cafile=ca_file or None, cadata=ca_data or None)
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
     return context
@@ -759,16 +759,19 @@ def _cert_name(name):
     return ", ".join("{}={}".format(key, value) for rdn in name or () for key, value in rdn)
 
 
-def tls_probe(host, port, ca_file=None, timeout=10.0, expiry_warn_days=CERT_EXPIRY_WARN_DAYS):
+def tls_probe(host, port, ca_file=None, timeout=10.0, expiry_warn_days=CERT_EXPIRY_WARN_DAYS, ca_data=None):
     """Connect to host:port and do a TLS handshake verifying the chain (and the name); an outcome.
+
+    The CAs come from ``ca_file`` (a path on this host) or ``ca_data`` (PEM text), else the default trust store.
 
     Yellow when TLS older than 1.2 is negotiated or the certificate expires within ``expiry_warn_days``.
     """
     where = "{}:{}".format(host, port)
     try:
-        context = _tls_context(ca_file)
+        context = _tls_context(ca_file, ca_data)
     except (OSError, ssl.SSLError) as error:
-        return outcome(RED, "could not load the CA file {}: {}".format(ca_file, error), server=where)
+        source = "the CA file {}".format(ca_file) if ca_file else "the CA certificates given"
+        return outcome(RED, "could not load {}: {}".format(source, error), server=where)
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
     except socket.gaierror as error:
@@ -831,7 +834,10 @@ def check_pce_reachable(probe, options):
     timeout = float(options.get("timeout") or 10)
     warn_days = options.get("cert_expiry_warn_days")
     warn_days = CERT_EXPIRY_WARN_DAYS if warn_days is None else int(warn_days)
-    results = [tls_probe(host, each, options.get("ca_file"), timeout, warn_days) for each in ports]
+    results = [
+        tls_probe(host, each, options.get("ca_file"), timeout, warn_days, ca_data=options.get("ca_content"))
+        for each in ports
+    ]
     level = worst(result["level"] for result in results)
     messages = [result["message"] for result in results if result["level"] == level]
     return outcome(level, "; ".join(messages), servers=[result["details"] for result in results])

@@ -655,6 +655,24 @@ def test_pce_reachable_check_by_ip_and_extra_port(tls_server, tls_files, host):
     ]
 
 
+def test_pce_reachable_with_the_ca_given_as_text_is_green(tls_server, tls_files, host):
+    """A CA that is on the controller, not on the host (ven_preflight_ca_src): PEM text, no file on the host."""
+    server = tls_server()
+    result = check(
+        host,
+        "pce_reachable",
+        management_server=f"localhost:{server.port}",
+        ca_content=tls_files.ca_cert.read_text(),
+        timeout=5,
+        cert_expiry_warn_days=0,
+    )
+    assert result["level"] == "green", result
+    other = compat.tls_probe("localhost", server.port, timeout=5, ca_data=tls_files.other_ca_cert.read_text())
+    assert other["level"] == "red" and "certificate is not trusted" in other["message"]
+    broken = compat.tls_probe("localhost", server.port, timeout=5, ca_data="not a certificate")
+    assert "could not load the CA certificates given" in broken["message"]
+
+
 def test_pce_certificate_expiring_soon_is_yellow(tls_server, tls_files):
     server = tls_server()
     result = compat.tls_probe("localhost", server.port, str(tls_files.ca_cert), timeout=5, expiry_warn_days=100000)
