@@ -186,6 +186,13 @@ spool_files:
   type: list
   elements: str
   sample: [flows-20261123T140000Z-1.csv]
+pending_files:
+  description: Names of every upload file in the spool after this run - this run's and those of earlier runs
+    not yet uploaded and removed -, oldest first. Role M(microseg.illumio.flowlogs) fetches these.
+  returned: success
+  type: list
+  elements: str
+  sample: [flows-20261122T140000Z-1.csv, flows-20261123T140000Z-1.csv]
 dropped_flows:
   description: Flows in the oldest spool files that were removed to keep the spool within O(spool_max_bytes).
   returned: success
@@ -506,6 +513,7 @@ def run(module):
             result["connections"],
             params["spool_dir"],
         )
+        result["pending_files"] = pending_upload_files(params["spool_dir"])
         return result
     if rows:
         spool = writers.Spool(
@@ -524,7 +532,13 @@ def run(module):
         save_state(params["state_file"], new_state)
     if nft_reader is not None:
         nft_reader.finish()
+    result["pending_files"] = pending_upload_files(params["spool_dir"])
     return result
+
+
+def pending_upload_files(spool_dir):
+    """The spool's CSV files (what flow_upload sends), oldest first; none when the spool does not exist yet."""
+    return [spool_file.name for spool_file in writers.Spool(spool_dir).files() if spool_file.name.endswith(".csv")]
 
 
 def main():
