@@ -1,5 +1,6 @@
 # A golden image with the Illumio VEN prepared: it pairs with the PCE the first time a machine made from the
 # image starts. See README.md. The source block is an example (Amazon EBS); any Packer builder works the same.
+# Packer 1.7 or newer (required_plugins and `packer init`).
 packer {
   required_plugins {
     amazon = {
@@ -46,7 +47,7 @@ build {
   sources = ["source.amazon-ebs.linux"]
 
   provisioner "ansible" {
-    playbook_file = "${path.root}/../../playbooks/golden_image.yml"
+    playbook_file = "${path.root}/golden_image.yml"
     user          = "admin"
     use_proxy     = false
     # The controller-side tasks (pairing profile, key) read ILLUMIO_* from Packer's environment.
