@@ -80,7 +80,7 @@ setup: system-deps venv pythons stage windows-collection
 demo: setup vensim
 	$(BIN)/python tools/with_lab.py -- bash -c 'ansible-playbook playbooks/demo.yml \
 	  && ansible-playbook playbooks/policy_as_code.yml \
-	  && python tools/demo_workloads.py && ansible-inventory -i playbooks/inventory/demo.pce.yml --graph'
+	  && pcelab demo-org && ansible-inventory -i playbooks/inventory/demo.pce.yml --graph'
 	@# As root: pair test hosts with the VEN stand-in, show their facts and the inventory they make; then enforce
 	@# a PCE policy with two test hosts' own firewalls and show an allowed and a blocked connection.
 	$(BIN)/python tools/demo_ven.py

@@ -1,8 +1,8 @@
 """The microseg.illumio.pce inventory plugin (and playbooks/sync_labels.yml) against the lab PCE.
 
-The demo org (tools/demo_workloads.py: unmanaged workloads with IPv6, link-local, loopback and ignored
-interfaces, a custom label key, a workload without a host name, and one managed workload activated through the
-lab's agent API) is seeded once; ansible-inventory runs with the collection from this checkout.
+The demo org (`pcelab demo-org`, tools/pcelab/src/pcelab/demo_org.py: unmanaged workloads with IPv6, link-local,
+loopback and ignored interfaces, a custom label key, a workload without a host name, and one managed workload
+activated through the lab's agent API) is seeded once; ansible-inventory runs with the collection from this checkout.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ class Run:
 
 @pytest.fixture(scope="module")
 def demo_org(lab):
-    from demo_workloads import Lab as SeedingClient
-    from demo_workloads import seed
+    from pcelab.demo_org import Client as SeedingClient
+    from pcelab.demo_org import seed
 
     client = SeedingClient(lab.environment())
     seed(client)

@@ -20,7 +20,7 @@ NOT_SHIPPED = (
     ".build/",
     ".git/",
     ".cache/",
-    "tools/",
+    "tools/pcelab/tests/",
     "requirements/",
     "tests/unit/",
     "tests/integration/",
@@ -33,6 +33,12 @@ NOT_SHIPPED = (
     "Makefile",
     "ruff.toml",
     "pytest.ini",
+)
+LAB_SHIPPED = (
+    "tools/pcelab/pyproject.toml",
+    "tools/pcelab/README.md",
+    "tools/pcelab/AGENT_API.md",
+    "tools/pcelab/src/",
 )
 PLUGIN_FOLDERS = {"module": "modules", "inventory": "inventory", "filter": "filter"}
 
@@ -54,10 +60,15 @@ def test_tarball_ships_the_collection_and_nothing_of_the_development_tree(collec
     with tarfile.open(collection_tarball) as tar:
         names = tar.getnames()
         links = {member.name: member.linkname for member in tar.getmembers() if member.issym()}
+        files = {member.name for member in tar.getmembers() if member.isfile()}
     leaked = sorted(
         name for name in names for prefix in NOT_SHIPPED if name == prefix.rstrip("/") or name.startswith(prefix)
     )
     assert not leaked, f"development files in the tarball: {leaked[:20]}"
+    # Of tools/, only the lab PCE ships (installable with pip from an installed collection).
+    tools = sorted(name for name in files if name.startswith("tools/"))
+    assert tools and all(name.startswith(LAB_SHIPPED) for name in tools), tools
+    assert "tools/pcelab/pyproject.toml" in names and "tools/pcelab/src/pcelab/cli.py" in names
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
     assert not [name for name in names if name.endswith(".tar.gz")]
     for needed in (

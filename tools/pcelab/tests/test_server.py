@@ -170,7 +170,7 @@ def test_help_lists_the_sub_commands():
 
 def test_ready_file_is_json(lab):
     info = lab.info
-    assert set(info) == {"url", "host", "port", "ca", "pid"}
+    assert set(info) == {"url", "host", "port", "ca", "pid", "org_id"}
     assert json.loads(json.dumps(info))["port"] > 0
 
 

@@ -1,4 +1,5 @@
-"""pcelab command line: `serve`, `api-key create`, plus sub-commands endpoint modules add (register_cli)."""
+"""pcelab command line: `serve` (also `--background`), `stop`, `api-key create`, `demo-org`, plus sub-commands
+endpoint modules add (register_cli)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import uvicorn
 
+from pcelab import background, demo_org
 from pcelab.app import build_app, endpoint_modules
 from pcelab.certs import ensure_tls
 from pcelab.core import Lab
@@ -54,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pcelab", description="Offline Illumio PCE REST API server (lab use only)")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_serve(commands)
+    _add_stop(commands)
     _add_api_key(commands)
+    _add_demo_org(commands)
     for module in endpoint_modules():
         add = getattr(module, "register_cli", None) or getattr(module, "add_cli", None)
         if add is not None:
@@ -72,10 +77,31 @@ def _add_serve(commands) -> None:
     serve.add_argument("--org-id", type=int, default=1)
     serve.add_argument("--fault-rate", type=fault_rate, default=None, help="fraction of API calls to fail")
     serve.add_argument("--fault-status", type=int, choices=(429, 503), default=None)
-    serve.add_argument("--ready-file", help="written (JSON: url, port, ca) once the server listens")
+    serve.add_argument("--ready-file", help="written (JSON: url, host, port, ca, pid, org_id) once the server listens")
     serve.add_argument("--access-log", action="store_true", help="log method, path and status to stderr")
     serve.add_argument("--pce-fqdn", default=socket.getfqdn(), help="the name events and health report")
+    serve.add_argument(
+        "--background",
+        action="store_true",
+        help="run detached (log in DATA_DIR/pcelab.log); return once it listens; `pcelab stop` ends it",
+    )
     serve.set_defaults(func=serve_command)
+
+
+def _add_stop(commands) -> None:
+    stop = commands.add_parser("stop", help="stop the server `serve --background` started for a data dir")
+    stop.add_argument("--data-dir", required=True)
+    stop.set_defaults(func=stop_command)
+
+
+def _add_demo_org(commands) -> None:
+    demo = commands.add_parser(
+        "demo-org",
+        help="seed the lab with the demo org's labels and workloads (idempotent)",
+        description="Seed the lab PCE named by the ILLUMIO_* environment variables (as `api-key create --env`"
+        " prints them) with the demo org: labels, unmanaged workloads and one managed workload.",
+    )
+    demo.set_defaults(func=demo_org.command)
 
 
 def _add_api_key(commands) -> None:
@@ -83,6 +109,11 @@ def _add_api_key(commands) -> None:
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create a key; prints USERNAME SECRET (the secret is shown once)")
     create.add_argument("--data-dir", required=True)
+    create.add_argument(
+        "--env",
+        action="store_true",
+        help="print `export ILLUMIO_...=...` for the collection instead (for eval), with this lab's host and CA",
+    )
     create.set_defaults(func=create_key_command)
 
 
@@ -95,8 +126,43 @@ def create_key_command(args) -> int:
         username, secret = lab.create_api_key()
     finally:
         lab.close()
-    print(username, secret)
+    if not args.env:
+        print(username, secret)
+        return 0
+    data_dir = background.folder(args.data_dir)
+    host, port, org_id = _connection(data_dir)
+    variables = {
+        "ILLUMIO_PCE_HOST": host,
+        "ILLUMIO_PCE_PORT": str(port),
+        "ILLUMIO_PCE_ORG_ID": str(org_id),
+        "ILLUMIO_API_KEY_USERNAME": username,
+        "ILLUMIO_API_KEY_SECRET": secret,
+        "ILLUMIO_PCE_CA_PATH": str(data_dir / "ca.pem"),
+    }
+    print("export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items()))
     return 0
+
+
+def _connection(data_dir: Path) -> tuple[str, int, int]:
+    """Host, port and org of the server running for DATA_DIR (its ready file), else of a default `serve`."""
+    running = background.running_server(data_dir)
+    info = running[1] if running else None
+    if info and isinstance(info.get("port"), int):
+        host, port, org_id = str(info.get("host", "")), info["port"], info.get("org_id", 1)
+    else:
+        print(f"pcelab: no running server recorded in {data_dir}; using {DEFAULT_LISTEN}", file=sys.stderr)
+        (host, port), org_id = parse_listen(DEFAULT_LISTEN), 1
+    # Loopback or any-address listeners are reached as localhost, a name the lab certificate always has.
+    if host in ("127.0.0.1", "::1", "0.0.0.0", "::", ""):  # noqa: S104 - compared, not bound
+        host = "localhost"
+    return host, port, org_id
+
+
+def stop_command(args) -> int:
+    if args.data_dir == ":memory:":
+        print("pcelab: stop needs the --data-dir the server was started with", file=sys.stderr)
+        return 2
+    return background.stop(background.folder(args.data_dir))
 
 
 def _configure_faults(lab: Lab, args) -> None:
@@ -106,6 +172,8 @@ def _configure_faults(lab: Lab, args) -> None:
 
 
 def serve_command(args) -> int:
+    if args.background:
+        return _serve_in_background(args)
     host, port = args.listen
     lab = Lab(args.data_dir, org_id=args.org_id, pce_fqdn=args.pce_fqdn)
     try:
@@ -124,7 +192,7 @@ def serve_command(args) -> int:
             ssl_keyfile=str(tls.key) if tls else None,
             timeout_graceful_shutdown=2,
         )
-        server = ReadyServer(config, ready=_ready_announcer(sock, tls, args.ready_file))
+        server = ReadyServer(config, ready=_ready_announcer(sock, tls, args.ready_file, args.org_id))
         # uvicorn re-raises the stop signal once it has shut down; make SIGTERM end like SIGINT does, by an
         # exception, so the cleanup below (closing the database, removing a :memory: lab's folder) still runs.
         signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -143,6 +211,44 @@ def _exit_on_signal(signum, frame):
     raise SystemExit(0)
 
 
+def _serve_in_background(args) -> int:
+    if args.data_dir == ":memory:":
+        print("pcelab: --background needs a real --data-dir (its pid, log and state live there)", file=sys.stderr)
+        return 2
+    data_dir = background.folder(args.data_dir)
+    if args.api_key:
+        # Stored now, as `serve` stores them: the secrets stay off the long-lived server's command line.
+        lab = Lab(str(data_dir))
+        try:
+            for username, secret in args.api_key:
+                lab.add_api_key(username, secret)
+        except ValueError as error:
+            print(f"pcelab: {error}", file=sys.stderr)
+            return 1
+        finally:
+            lab.close()
+    try:
+        return background.start(serve_arguments(args), data_dir, args.ready_file)
+    except OSError as error:
+        print(f"pcelab: {error}", file=sys.stderr)
+        return 1
+
+
+def serve_arguments(args) -> list[str]:
+    """`serve` options that run a server like ARGS, except --data-dir, --ready-file, --api-key, --background."""
+    host, port = args.listen
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    arguments = ["--listen", listen, "--org-id", str(args.org_id), "--pce-fqdn", args.pce_fqdn]
+    for name in args.san:
+        arguments += ["--san", name]
+    if args.fault_rate is not None:
+        arguments += ["--fault-rate", repr(args.fault_rate)]
+    if args.fault_status is not None:
+        arguments += ["--fault-status", str(args.fault_status)]
+    arguments += [flag for flag, wanted in (("--http", args.http), ("--access-log", args.access_log)) if wanted]
+    return arguments
+
+
 def _listening_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -153,15 +259,15 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _ready_announcer(sock: socket.socket, tls, ready_file: str | None):
+def _ready_announcer(sock: socket.socket, tls, ready_file: str | None, org_id: int = 1):
     def announce() -> None:
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         url = f"{'https' if tls else 'http'}://{shown}:{port}"
         ca = str(tls.ca) if tls else None
-        print(f"pcelab listening on {url}" + (f" ca={ca}" if ca else " (plain HTTP)"), flush=True)
+        info = {"url": url, "host": host, "port": port, "ca": ca, "pid": os.getpid(), "org_id": org_id}
+        print(background.listening_line(info), flush=True)
         if ready_file:
-            info = {"url": url, "host": host, "port": port, "ca": ca, "pid": os.getpid()}
             temporary = Path(ready_file).with_suffix(".tmp")
             temporary.write_text(json.dumps(info))
             temporary.replace(ready_file)  # atomic: readers never see half a file

@@ -1,20 +1,29 @@
-#!/usr/bin/env python3
-"""Seed a lab PCE with the demo org's workloads, for `make demo` and the inventory plugin's integration tests.
+"""The demo org: `pcelab demo-org` seeds a lab PCE with it, for quick starts, `make demo` and the inventory
+plugin's integration tests.
 
-    python tools/demo_workloads.py            # connection from the ILLUMIO_* environment variables
+It creates the labels it needs, a handful of unmanaged workloads through `workloads/bulk_create` (IPv4 and
+IPv6 interfaces, link-local and loopback addresses, an ignored interface, a custom label key, a workload
+without a host name) and one managed workload by activating a VEN stand-in through the lab's agent API
+(`/lab/agent/v1/activate`, which a real PCE does not have). Running it again creates nothing new.
 
-Creates the labels it needs, a handful of unmanaged workloads through `workloads/bulk_create` (IPv4 and IPv6
-interfaces, link-local and loopback addresses, an ignored interface, a custom label key, a workload without a
-host name) and one managed workload by activating a VEN stand-in through the lab's agent API. Running it
-again creates nothing new. Meant for the lab PCE (`tools/pcelab`); the agent API does not exist on a real PCE.
+The connection comes from the collection's ILLUMIO_* environment variables; TLS is verified, against
+ILLUMIO_PCE_CA_PATH when set. Standard library only: it runs wherever pcelab is installed.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import ssl
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
 
-import requests
+REQUIRED_VARIABLES = ("ILLUMIO_PCE_HOST", "ILLUMIO_API_KEY_USERNAME", "ILLUMIO_API_KEY_SECRET")
+TIMEOUT_SECONDS = 60
 
 DEMO_LABELS = [
     ("role", "web"),
@@ -101,23 +110,49 @@ DEMO_MANAGED_LABELS = {"role": "web", "app": "shop", "env": "prod", "loc": "dc1"
 DEMO_PROFILE = "demo-web-servers"
 
 
-class Lab:
-    """Requests to the lab PCE named by the ILLUMIO_* environment variables, TLS verified."""
+class DemoOrgError(Exception):
+    """A refused or failed call, or a missing setting; the message never holds the secret."""
 
-    def __init__(self, environ=os.environ):
-        host, port = environ["ILLUMIO_PCE_HOST"], environ.get("ILLUMIO_PCE_PORT", "443")
+
+class Client:
+    """Calls to the PCE named by the ILLUMIO_* environment variables, TLS verified."""
+
+    def __init__(self, environ: Mapping[str, str] = os.environ):
+        missing = [name for name in REQUIRED_VARIABLES if not environ.get(name)]
+        if missing:
+            raise DemoOrgError(
+                f'set {", ".join(missing)} first, e.g. eval "$(pcelab api-key create --data-dir DIR --env)"'
+            )
+        host, port = environ["ILLUMIO_PCE_HOST"], environ.get("ILLUMIO_PCE_PORT") or "443"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 address
         self.base = f"https://{host}:{port}"
-        self.org = f"{self.base}/api/v2/orgs/{environ.get('ILLUMIO_PCE_ORG_ID', '1')}"
-        self.session = requests.Session()
-        self.session.auth = (environ["ILLUMIO_API_KEY_USERNAME"], environ["ILLUMIO_API_KEY_SECRET"])
-        self.verify = environ.get("ILLUMIO_PCE_CA_PATH") or True
+        self.org = f"{self.base}/api/v2/orgs/{environ.get('ILLUMIO_PCE_ORG_ID') or '1'}"
+        credentials = f"{environ['ILLUMIO_API_KEY_USERNAME']}:{environ['ILLUMIO_API_KEY_SECRET']}"
+        self._authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
+        self._tls = ssl.create_default_context(cafile=environ.get("ILLUMIO_PCE_CA_PATH") or None)
 
-    def call(self, method: str, url: str, **kwargs):
-        # verify on every request: REQUESTS_CA_BUNDLE would override a session's setting.
-        answer = self.session.request(method, url, verify=self.verify, timeout=60, **kwargs)
-        if answer.status_code >= 400:
-            raise SystemExit(f"{method} {url.replace(self.base, '')}: {answer.status_code} {answer.text[:300]}")
-        return answer.json() if answer.content else None
+    def call(self, method: str, url: str, body: object = None, params: Mapping[str, object] | None = None):
+        """The decoded JSON answer (None when empty); a 4xx/5xx answer or no connection raises DemoOrgError."""
+        shown = url.replace(self.base, "")
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        request = urllib.request.Request(url, method=method)  # noqa: S310 - self.base is https://
+        request.add_header("Authorization", self._authorization)
+        request.add_header("Accept", "application/json")
+        if body is not None:
+            request.data = json.dumps(body).encode()
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, context=self._tls, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310
+                payload = answer.read()
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")[:300]
+            raise DemoOrgError(f"{method} {shown}: {error.code} {detail}") from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise DemoOrgError(f"{method} {shown}: cannot reach {self.base}: {reason}") from None
+        return json.loads(payload) if payload else None
 
     def labels(self) -> dict[tuple[str, str], str]:
         return {(item["key"], item["value"]): item["href"] for item in self.call("GET", f"{self.org}/labels")}
@@ -126,9 +161,8 @@ class Lab:
         existing = self.labels()
         for key, value in wanted:
             if (key, value) not in existing:
-                existing[(key, value)] = self.call("POST", f"{self.org}/labels", json={"key": key, "value": value})[
-                    "href"
-                ]
+                created = self.call("POST", f"{self.org}/labels", {"key": key, "value": value})
+                existing[(key, value)] = created["href"]
         return existing
 
     def workload_names(self) -> set[str]:
@@ -136,10 +170,10 @@ class Lab:
         return {item.get("hostname") or item.get("name") for item in found}
 
     def bulk_create(self, items: list[dict]) -> list[str]:
-        results = self.call("PUT", f"{self.org}/workloads/bulk_create", json=items)
+        results = self.call("PUT", f"{self.org}/workloads/bulk_create", items)
         failed = [result for result in results if result.get("status") != "created"]
         if failed:
-            raise SystemExit(f"bulk_create refused: {failed[:2]}")
+            raise DemoOrgError(f"bulk_create refused: {failed[:2]}")
         return [result["href"] for result in results]
 
     def activate(self, facts: dict, label_hrefs: list[str], profile_name: str) -> dict:
@@ -147,14 +181,14 @@ class Lab:
         profiles = self.call("GET", f"{self.org}/pairing_profiles", params={"name": profile_name})
         profile = next((item for item in profiles if item["name"] == profile_name), None)
         if profile is None:
-            body = {
+            wanted = {
                 "name": profile_name,
                 "enforcement_mode": "visibility_only",
                 "labels": [{"href": href} for href in label_hrefs],
             }
-            profile = self.call("POST", f"{self.org}/pairing_profiles", json=body)
-        key = self.call("POST", f"{self.base}/api/v2{profile['href']}/pairing_key", json={})
-        return self.call("POST", f"{self.base}/lab/agent/v1/activate", json={**facts, **key})
+            profile = self.call("POST", f"{self.org}/pairing_profiles", wanted)
+        key = self.call("POST", f"{self.base}/api/v2{profile['href']}/pairing_key", {})
+        return self.call("POST", f"{self.base}/lab/agent/v1/activate", {**facts, **key})
 
 
 def workload_body(spec: dict, label_hrefs: dict[tuple[str, str], str]) -> dict:
@@ -163,23 +197,29 @@ def workload_body(spec: dict, label_hrefs: dict[tuple[str, str], str]) -> dict:
     return body
 
 
-def seed(lab: Lab) -> int:
+def seed(client: Client) -> int:
     """Create what is missing; returns how many workloads were created."""
-    hrefs = lab.ensure_labels(DEMO_LABELS)
-    present = lab.workload_names()
+    hrefs = client.ensure_labels(DEMO_LABELS)
+    present = client.workload_names()
     missing = [spec for spec in DEMO_WORKLOADS if (spec.get("hostname") or spec.get("name")) not in present]
-    created = len(lab.bulk_create([workload_body(spec, hrefs) for spec in missing])) if missing else 0
+    created = len(client.bulk_create([workload_body(spec, hrefs) for spec in missing])) if missing else 0
     if DEMO_MANAGED["hostname"] not in present:
-        lab.activate(DEMO_MANAGED, [hrefs[pair] for pair in DEMO_MANAGED_LABELS.items()], DEMO_PROFILE)
+        client.activate(DEMO_MANAGED, [hrefs[pair] for pair in DEMO_MANAGED_LABELS.items()], DEMO_PROFILE)
         created += 1
     return created
 
 
-def main() -> int:
-    created = seed(Lab())
+def command(args=None, environ: Mapping[str, str] = os.environ) -> int:
+    """`pcelab demo-org`: 0 when the demo org is in place, 2 without settings, 1 when the PCE refused."""
+    try:
+        client = Client(environ)
+    except DemoOrgError as error:
+        print(f"pcelab demo-org: {error}", file=sys.stderr)
+        return 2
+    try:
+        created = seed(client)
+    except DemoOrgError as error:
+        print(f"pcelab demo-org: {error}", file=sys.stderr)
+        return 1
     print(f"demo org: {created} workload(s) created, {len(DEMO_WORKLOADS) + 1} in the demo set")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
