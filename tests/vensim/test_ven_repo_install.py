@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -49,7 +50,6 @@ SETUP = r"""
 set -e
 mkdir -p /srv/base-repo /srv/ven-repo
 : > /srv/base-repo/Packages
-cp {packages}/illumio-ven-{old}.deb12.amd64.deb {packages}/illumio-ven-{new}.deb12.amd64.deb /srv/ven-repo/
 cd /srv/ven-repo && dpkg-scanpackages --multiversion . /dev/null > Packages 2>/dev/null
 rm -rf /etc/apt/sources.list /etc/apt/sources.list.d && mkdir /etc/apt/sources.list.d
 echo 'deb [trusted=yes] file:/srv/base-repo ./' > /etc/apt/sources.list.d/base.list
@@ -67,14 +67,25 @@ def lab():
         pytest.skip(f"{PACKAGES} lacks the stand-in packages: run `make vensim`")
     with rolelab.RoleLab("pytest-ven-repo", tuple(INDEX_AGE), "10.213.247.0/24", "hlvrepo0") as running:
         for host, age in INDEX_AGE.items():
-            script = SETUP.format(
-                packages=PACKAGES, old=OLD, new=NEW, log=REFRESH_LOG, index_time=int(time.time()) - age
-            )
-            running.exec(host, "sh", "-c", script)
+            for version in (OLD, NEW):
+                name = f"illumio-ven-{version}.deb12.amd64.deb"
+                put_file(running, host, PACKAGES / name, f"/srv/ven-repo/{name}")
+            running.exec(host, "sh", "-c", SETUP.format(log=REFRESH_LOG, index_time=int(time.time()) - age))
         playbook = running.pce_dir / "repo-install.yml"
         playbook.write_text(PLAYBOOK, encoding="utf-8")
         running.repo_playbook = playbook
         yield running
+
+
+def put_file(lab, host: str, source: Path, dest: str) -> None:
+    """Copy a controller file to a host over ssh (a host never sees the controller's /tmp, where a checkout may be)."""
+    with source.open("rb") as data:
+        subprocess.run(
+            ["ssh", "-F", str(lab.state_dir / "ssh_config"), host, f"mkdir -p {Path(dest).parent} && cat > {dest}"],
+            stdin=data,
+            check=True,
+            timeout=60,
+        )
 
 
 def install(lab, version: str, *extra: str):
