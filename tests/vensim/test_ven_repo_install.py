@@ -108,7 +108,7 @@ def first_install(lab):
 
 
 def test_check_mode_reports_the_install_and_changes_nothing(first_install):
-    check, _, after_check = first_install
+    check, after_check = first_install[0], first_install[2]
     assert check.returncode == 0, check.stdout[-4000:] + check.stderr[-2000:]
     assert "would refresh the package index (version 23.2.10-100 is not in the package index)" in check.stdout
     assert all(counters["changed"] > 0 for counters in rolelab.recap(check.stdout).values())
@@ -116,7 +116,7 @@ def test_check_mode_reports_the_install_and_changes_nothing(first_install):
 
 
 def test_a_repository_added_after_a_young_or_an_old_index_is_found(lab, first_install):
-    _, run, _ = first_install
+    run = first_install[1]
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     for host in INDEX_AGE:
         assert installed_version(lab, host) == OLD, host
