@@ -96,7 +96,7 @@ def test_events_recorded_for_the_ven_side_have_the_pce_shape(client):
     event = client.get(f"{ORG}/events", params={"event_type": "agent.activate"}).json()[0]
     assert event["created_by"] == {"agent": {"href": "/orgs/1/agents/3", "hostname": "web1"}}
     assert event["resource_changes"][0]["resource"] == {"ven": {"href": "/orgs/1/vens/abc"}}
-    assert event["resource_changes"][0]["change_type"] == "activate"
+    assert event["resource_changes"][0]["change_type"] == "create"  # the PCE's change types: create/update/delete
     assert {
         "href",
         "timestamp",

@@ -43,6 +43,9 @@ def build_app(lab: Lab, access_log: bool = False) -> Starlette:
         check = getattr(module, "label_reference_check", None)
         if check is not None:
             lab.label_reference_checks.append(check)
+        usage = getattr(module, "label_usage", None)
+        if usage is not None and not isinstance(usage, ModuleType):
+            lab.label_usage_sources.append(usage)
         setup = getattr(module, "setup", None)
         if setup is not None:
             setup(lab)

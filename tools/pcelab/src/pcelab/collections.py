@@ -30,8 +30,10 @@ def max_results(request: Request, default: int | None = DEFAULT_MAX_RESULTS) -> 
         value = int(text)
     except ValueError:
         raise invalid("max_results must be a whole number") from None
-    if value < 1:
-        raise invalid("max_results must be at least 1")
+    if value < 0:
+        raise invalid("max_results must not be negative")
+    # 0 is a count request: an empty list with the real total in X-Total-Count. Clients rely on it, e.g. the
+    # official Python SDK's get_all() (illumio 1.1.3) asks with max_results=0, then again with the total.
     return value
 
 

@@ -86,6 +86,8 @@ class Lab:
         self.clock_offset = 0.0
         self.faults = Faults()
         self.label_reference_checks: list[LabelReferenceCheck] = []
+        # (lab, org_id) -> {usage field: label hrefs}; endpoint modules add theirs (see pcelab.label_usage).
+        self.label_usage_sources: list[Callable[[Lab, int], dict[str, set[str]]]] = []
         self._key_cache: dict[tuple[str, str], int] = {}
 
     def close(self) -> None:
@@ -157,7 +159,7 @@ class Lab:
         """Append an event shaped like the PCE's (events.json). `created_by` may be a user href."""
         if isinstance(created_by, str):
             created_by = {"user": {"href": created_by, "username": self.username_of(created_by)}}
-        change_type = event_type.rsplit(".", 1)[-1]
+        change_type = _change_type(event_type)
         resource_changes = []
         if resource is not None:
             change = {"uuid": str(uuidlib.uuid4()), "resource": resource, "changes": changes or {}}
@@ -349,6 +351,19 @@ class Lab:
             return None
         path = self.datafiles / f"{datafile_id}.json"
         return path if path.exists() else None
+
+
+def _change_type(event_type: str) -> str:
+    """`resource_changes[].change_type` is one of create, update, delete on the PCE (the SDK's ChangeType enum,
+    illumio 1.1.3, refuses anything else; events.json shows user.sign_in as an "update"). The event type's
+    verb decides: creations (also bulk ones, an activation, a new pairing key), deletions (also an unpair),
+    and everything else changes an existing resource."""
+    verb = event_type.rsplit(".", 1)[-1]
+    if "create" in verb or verb == "activate":
+        return "create"
+    if "delete" in verb or verb == "unpair":
+        return "delete"
+    return "update"
 
 
 def _last_segment(href: str, prefix: str) -> str | None:

@@ -76,9 +76,15 @@ def array(name: str, value: Any, max_len: int = 10_000) -> list:
 
 
 def href_ref(name: str, value: Any) -> str:
-    """One {"href": "..."} reference; returns the href."""
+    """One reference to another object; returns its href.
+
+    The PCE takes a reference as any object with an href and ignores its other fields, so a client may send
+    the whole object it got back earlier (the official Python SDK, illumio 1.1.3, sends a rule's
+    ingress_services as full service objects: `Rule.build(..., ingress_services=[service])`). What counts is
+    the href; an object without one is still refused.
+    """
     ref = obj(name, value)
-    if set(ref) - {"href", "key", "value", "name"} or not isinstance(ref.get("href"), str) or not ref["href"]:
+    if not isinstance(ref.get("href"), str) or not ref["href"]:
         raise invalid(f"{name} must be an object with an href")
     return ref["href"]
 
@@ -88,6 +94,19 @@ def href_refs(name: str, value: Any) -> list[str]:
     if len(set(hrefs)) != len(hrefs):
         raise invalid(f"{name} lists the same href twice")
     return hrefs
+
+
+def query_flag(query, name: str) -> bool:
+    """A yes/no query parameter such as `usage` or `include_deleted` (booleans in the REST guide). Clients send
+    true/false (requests writes Python's True as "True"), yes/no or 1/0; absent means false."""
+    text = query.get(name)
+    if text is None:
+        return False
+    if text.lower() in ("true", "yes", "1"):
+        return True
+    if text.lower() in ("false", "no", "0"):
+        return False
+    raise invalid(f"{name} must be true or false")
 
 
 def ip_address(name: str, value: Any) -> str:

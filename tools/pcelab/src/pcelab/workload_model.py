@@ -127,6 +127,8 @@ def _interface(name: str, value: Any) -> dict:
         else v.ip_address(f"{name}.default_gateway_address", gateway),
         "link_state": None if link_state is None else v.choice(f"{name}.link_state", link_state, LINK_STATES),
         "network_detection_mode": None,
+        # workloads.json has the interface's network ({href}); the lab has no networks: null, as on its VENs.
+        "network": None,
         "friendly_name": v.optional_text(f"{name}.friendly_name", entry.get("friendly_name")),
         "loopback": address in ("127.0.0.1", "::1"),
     }

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from starlette.routing import Route
 
+from pcelab import label_usage as usage_model
 from pcelab import validate as v
 from pcelab.errors import LabError, invalid, not_found
 from pcelab.http import Call, endpoint, require_body
+from pcelab.store import dumps
 
 ORG = "/api/v2/orgs/{org_id:int}"
 KIND = "labels"
@@ -65,11 +66,20 @@ def _matches(doc: dict, query) -> bool:
 @endpoint
 def list_labels(call: Call):
     query = call.query
-    if "key" not in query and "value" not in query and not query.get("external_data_set"):
-        return call.collection(lambda: call.lab.store.texts(call.org_id, KIND))
-    return call.collection(
-        lambda: [json.dumps(doc) for doc in call.lab.store.docs(call.org_id, KIND) if _matches(doc, query)]
-    )
+    include_deleted, usage = v.query_flag(query, "include_deleted"), v.query_flag(query, "usage")
+    filtered = any(name in query for name in ("key", "value", "external_data_set", "external_data_reference"))
+    if not filtered and not usage:
+        return call.collection(lambda: call.lab.store.texts(call.org_id, KIND, include_deleted=include_deleted))
+
+    def fetch() -> list[str]:
+        docs = call.lab.store.docs(call.org_id, KIND, include_deleted=include_deleted)
+        docs = [doc for doc in docs if _matches(doc, query)]
+        if usage:
+            used = usage_model.in_use(call.lab, call.org_id)
+            docs = [{**doc, "usage": usage_model.usage_of(doc["href"], used)} for doc in docs]
+        return [dumps(doc) for doc in docs]
+
+    return call.collection(fetch)
 
 
 @endpoint
@@ -98,7 +108,10 @@ def create_label(call: Call):
 
 @endpoint
 def get_label(call: Call):
-    return _label_or_404(call)
+    doc = _label_or_404(call)
+    if v.query_flag(call.query, "usage"):
+        doc["usage"] = usage_model.usage_of(doc["href"], usage_model.in_use(call.lab, call.org_id))
+    return doc
 
 
 @endpoint

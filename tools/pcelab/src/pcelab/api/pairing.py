@@ -58,6 +58,10 @@ WRITABLE_FIELDS = (
     "allowed_uses_per_key",
     "key_lifespan",
     "agent_software_release",
+    # Strings or null, stored and answered as sent: the SDK's PairingProfile (an IllumioObject) carries them,
+    # as do the PCE's other policy objects (REST guide: "external_data_set", "external_data_reference").
+    "external_data_set",
+    "external_data_reference",
     *LOCK_FIELDS,
 )
 NEW_PROFILE_DEFAULTS = {
@@ -70,9 +74,12 @@ NEW_PROFILE_DEFAULTS = {
     "allowed_uses_per_key": "unlimited",
     "key_lifespan": "unlimited",
     "agent_software_release": None,  # None: the library's default release at pairing time
+    "external_data_set": None,
+    "external_data_reference": None,
     # Locked unless asked otherwise: the pairing script may not override what the profile says.
     **dict.fromkeys(LOCK_FIELDS, True),
 }
+EXTERNAL_FIELDS = ("external_data_set", "external_data_reference")
 DEFAULT_RELEASE_WORD = "Default"
 ACTIVATION_CODE_BYTES = 41  # 82 hex digits, as long as the PCE's own codes
 MAX_NAME_LENGTH = 255
@@ -154,6 +161,14 @@ def _labels(key: str, value: object) -> list[dict]:
     return [{"href": href} for href in hrefs]
 
 
+def _external(key: str, value: object) -> str | None:
+    if value is not None and (not isinstance(value, str) or len(value) > MAX_NAME_LENGTH):
+        raise LabError(
+            "input_validation_error", f"{key} must be a string of at most {MAX_NAME_LENGTH} characters or null"
+        )
+    return value
+
+
 def _release(key: str, value: object) -> str | None:
     if value is None or (isinstance(value, str) and value.split(" (")[0] == DEFAULT_RELEASE_WORD):
         return None
@@ -174,6 +189,8 @@ CHECKS = {
     "allowed_uses_per_key": _limit("uses"),
     "key_lifespan": _limit("seconds"),
     "agent_software_release": _release,
+    "external_data_set": _external,
+    "external_data_reference": _external,
     **dict.fromkeys(LOCK_FIELDS, _boolean),
 }
 
@@ -367,6 +384,9 @@ def render_profile(row: sqlite3.Row, default_release: str | None) -> dict:
         "visibility_level": settings["visibility_level"],
         "visibility_level_lock": settings["visibility_level_lock"],
         "agent_software_release": shown_release,
+        # Only once set: pairing_profiles.json (a real PCE's answer) has no such keys on profiles without them,
+        # the PCE leaves unset external data out (ip_lists.json does the same).
+        **{name: settings[name] for name in EXTERNAL_FIELDS if settings.get(name) is not None},
         "caps": ["write", "generate_pairing_key"],
     }
 
@@ -507,6 +527,13 @@ def label_reference_check(core, org_id: int, href: str) -> str | None:
             if any(label["href"] == href for label in profile_settings(row)["labels"]):
                 return f"pairing profile {row['name']}"
     return None
+
+
+def label_usage(core, org_id: int) -> dict[str, set[str]]:
+    """`usage.pairing_profile` of GET labels?usage=true: the labels pairing profiles give new workloads."""
+    with core.transaction() as db:
+        rows = ProfileStore(db).list(org_id, None)
+    return {"pairing_profile": {label["href"] for row in rows for label in profile_settings(row)["labels"]}}
 
 
 ORG = "/api/v2/orgs/{org_id:int}"

@@ -1,4 +1,4 @@
-"""Health, async jobs and their datafiles."""
+"""Health, product version, async jobs and their datafiles."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ from pcelab.http import Call, endpoint
 
 ORG = "/api/v2/orgs/{org_id:int}"
 STARTED = time.monotonic()
+# The PCE release the lab answers as. Shape of GET /api/v2/product_version: version and display strings, the
+# build as a number (brian1917/illumioapi's Version type: version string, build int, long_display
+# "<version>-<build>", short_display "<version>"). 23.2 is the VEN release of shared/reference's install guide.
+PRODUCT_VERSION = "23.2.10"
+PRODUCT_BUILD = 123
 
 
 @endpoint
@@ -38,6 +43,16 @@ def health(call: Call):
 
 
 @endpoint
+def product_version(call: Call):
+    return {
+        "version": PRODUCT_VERSION,
+        "build": PRODUCT_BUILD,
+        "long_display": f"{PRODUCT_VERSION}-{PRODUCT_BUILD}",
+        "short_display": PRODUCT_VERSION,
+    }
+
+
+@endpoint
 def get_job(call: Call):
     job = call.lab.job(call.org_id, call.param("job_id"))
     if job is None:
@@ -55,6 +70,7 @@ def get_datafile(call: Call):
 
 ROUTES = [
     Route("/api/v2/health", health, methods=["GET"]),
+    Route("/api/v2/product_version", product_version, methods=["GET"]),
     Route(f"{ORG}/jobs/{{job_id}}", get_job, methods=["GET"]),
     Route(f"{ORG}/datafiles/{{datafile_id}}", get_datafile, methods=["GET"]),
 ]

@@ -51,9 +51,11 @@ def _label_filter(query) -> list[list[str]] | None:
 def _boolean_filter(query, name: str) -> bool | None:
     if name not in query:
         return None
-    if query[name] not in ("true", "false"):
+    # Either case: the SDK's own example (illumio 1.1.3, pce.py) filters with params={"managed": True}, which
+    # requests sends as "True".
+    if query[name].lower() not in ("true", "false"):
         raise invalid(f"{name} must be true or false")
-    return query[name] == "true"
+    return query[name].lower() == "true"
 
 
 def _matcher(query):
@@ -92,7 +94,10 @@ def _matcher(query):
 @endpoint
 def list_workloads(call: Call):
     matches = _matcher(call.query)
-    texts = lambda: call.lab.store.texts(call.org_id, KIND)  # noqa: E731 - read when the answer is built
+    # include_deleted (REST guide, workloads GET: "include deleted workloads"): deleted workloads stay stored,
+    # marked `deleted: true`, and are listed only when asked for.
+    include_deleted = v.query_flag(call.query, "include_deleted")
+    texts = lambda: call.lab.store.texts(call.org_id, KIND, include_deleted=include_deleted)  # noqa: E731
     if matches is None:
         return call.collection(texts)
     return call.collection(lambda: [text for text in texts() if matches(text)])
