@@ -1,5 +1,5 @@
 """A fake PCE with VENs: the workload fake (labels, workloads) plus GET vens, GET vens/{uuid}, PUT vens/upgrade
-and GET events, answering in the shapes of /work/shared/pce-samples/vens.json and events.json and refusing what
+and GET events, answering in the shapes of tools/pcelab/tests/pce_samples/vens.json and events.json and refusing what
 the lab PCE refuses (unknown VENs, releases not in the library, downgrades)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A fake PCE with labels (pce_test_server.FakePce), pairing profiles and keys, workloads with bulk calls,
-and VEN unpairing, answering in the shapes of /work/shared/pce-samples and refusing what the PCE refuses."""
+and VEN unpairing, answering in the shapes of tools/pcelab/tests/pce_samples and refusing what the PCE refuses."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A fake PCE with labels and draft/active policy objects, for unit tests of the policy object modules.
 
-It answers in the PCE's shapes (see /work/shared/pce-samples) and refuses what the PCE refuses, the way the
+It answers in the PCE's shapes (see tools/pcelab/tests/pce_samples) and refuses what the PCE refuses, the way the
 lab PCE (tools/pcelab) does: drafts carry `update_type`; a provisioned draft deleted in draft stays listed
 with `update_type: delete`; built-in objects are read-only; provisioning a subset that leaves active policy
 pointing at unprovisioned objects is a 406 `provision_dependency_missing`, nothing pending a 406

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The PCE's active policy and its workloads, read once: what the compiler works from.
 
-A snapshot is a dict of the PCE's own collections, in the PCE's own shapes (see /work/shared/pce-samples):
+A snapshot is a dict of the PCE's own collections, in the PCE's own shapes (see tools/pcelab/tests/pce_samples):
 
     {"labels": [...], "label_groups": [...], "ip_lists": [...], "services": [...],
      "rule_sets": [...  each with its "rules" and "deny_rules" ...], "enforcement_boundaries": [...],

@@ -1,4 +1,4 @@
-"""Compare the lab's answers with the real PCE payloads in shared/pce-samples (the SDK's recorded test data).
+"""Compare the lab's answers with the real PCE payloads in pce_samples/ (the SDK's recorded test data).
 
 `shape_gaps(sample, answer)` lists where `answer` does not have the sample's shape: a key of a sample object
 missing from the lab's object, or a value of another JSON type. Objects are compared key by key, recursively;
@@ -12,13 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "pce-samples"
+SAMPLES = Path(__file__).resolve().parent / "pce_samples"
 
 
 def sample(name: str) -> Any:
-    """The sample payload `name` (e.g. "workloads"), or None where shared/pce-samples is not laid out."""
-    path = SAMPLES / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    """The sample payload `name` (e.g. "workloads")."""
+    return json.loads((SAMPLES / f"{name}.json").read_text())
 
 
 def json_type(value: Any) -> str:

@@ -25,7 +25,9 @@ from ven_helpers import (
 )
 
 SAMPLE_AGENT = next(
-    w["agent"] for w in json.loads(Path("/work/shared/pce-samples/workloads.json").read_text()) if w.get("agent")
+    w["agent"]
+    for w in json.loads(Path(__file__).resolve().parent.joinpath("pce_samples", "workloads.json").read_text())
+    if w.get("agent")
 )
 CODE = "ab" * 41
 HOST = {"activation_code": CODE, "hostname": "web1", "agent_version": "21.5.20-8451"}

@@ -27,7 +27,7 @@ from ven_helpers import (
     scratch_host,
 )
 
-SAMPLES = Path("/work/shared/pce-samples")
+SAMPLES = Path(__file__).resolve().parent / "pce_samples"
 
 
 # --- field checks ---------------------------------------------------------------------------------------

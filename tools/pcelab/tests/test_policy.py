@@ -10,7 +10,7 @@ from conftest import ORG
 
 DRAFT = f"{ORG}/sec_policy/draft"
 ACTIVE = f"{ORG}/sec_policy/active"
-SAMPLES = Path("/work/shared/pce-samples")
+SAMPLES = Path(__file__).resolve().parent / "pce_samples"
 
 
 def created(answer):

@@ -1,7 +1,7 @@
 """The official Illumio Python SDK (illumio 1.1.3, unchanged) against a running lab, TLS verified with the lab CA.
 
 The SDK is an independent client: what it sends and expects is what a real PCE takes and answers. Shapes are
-compared with the real payloads in shared/pce-samples (the SDK's own recorded test data) by one helper,
+compared with the real payloads in pce_samples/ (the SDK's own recorded test data) by one helper,
 `shapes.shape_gaps`. What the SDK still cannot do against the lab is marked `xfail(strict=True)` with the gap
 named, so that closing a gap turns the test into an unexpected pass that must be unmarked.
 """
@@ -260,7 +260,7 @@ def test_the_sdk_reports_the_labs_refusals(pce):
         pce.labels.create({"key": "role"})
 
 
-# --- shapes compared with shared/pce-samples ------------------------------------------------------------------
+# --- shapes compared with pce_samples/ ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def seeded(lab):
     """One object of each sample type, made through the API like the samples' objects, as raw JSON."""
@@ -339,8 +339,6 @@ def _traffic_rows(api, org: str) -> list[dict]:
 def _sample_for(name: str, answer):
     """The sample object to compare with: the one of the same kind (events: same type) where the file has several."""
     found = sample(name)
-    if found is None:
-        pytest.skip("shared/pce-samples is not beside the repository")
     if name == "events":
         return next(event for event in found if event["event_type"] == answer["event_type"])
     return found[0] if isinstance(found, list) else found

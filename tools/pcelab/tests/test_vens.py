@@ -18,7 +18,7 @@ from ven_helpers import (
     resource_hrefs,
 )
 
-SAMPLE_VEN = json.loads(Path("/work/shared/pce-samples/vens.json").read_text())[0]
+SAMPLE_VEN = json.loads(Path(__file__).resolve().parent.joinpath("pce_samples", "vens.json").read_text())[0]
 SAMPLE_VEN_KEYS = set(SAMPLE_VEN)
 NEWER, OLDER = "21.5.30-8527", "21.2.5-8017"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import ORG
 
-SAMPLE = json.loads(Path("/work/shared/pce-samples/workloads.json").read_text())[0]
+SAMPLE = json.loads(Path(__file__).resolve().parent.joinpath("pce_samples", "workloads.json").read_text())[0]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Hand-made PCE snapshots for policy tests, in the shapes of /work/shared/pce-samples (active policy).
+"""Hand-made PCE snapshots for policy tests, in the shapes of tools/pcelab/tests/pce_samples (active policy).
 
     org = Org()
     web = org.label("role", "web")
