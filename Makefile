@@ -78,8 +78,8 @@ setup: system-deps venv pythons stage windows-collection
 # --- the two commands ---------------------------------------------------------------------------
 .PHONY: demo
 demo: setup vensim
-	$(BIN)/python tools/with_lab.py -- bash -c 'ansible-playbook playbooks/demo.yml \
-	  && ansible-playbook playbooks/policy_as_code.yml \
+	$(BIN)/python tools/with_lab.py -- bash -c 'ansible-playbook -i playbooks/inventory/localhost.yml \
+	  playbooks/demo.yml playbooks/policy_as_code.yml \
 	  && pcelab demo-org && ansible-inventory -i playbooks/inventory/demo.pce.yml --graph'
 	@# As root: pair test hosts with the VEN stand-in, show their facts and the inventory they make; then enforce
 	@# a PCE policy with two test hosts' own firewalls and show an allowed and a blocked connection.
