@@ -188,7 +188,7 @@ spool_files:
   sample: [flows-20261123T140000Z-1.csv]
 pending_files:
   description: Names of every upload file in the spool after this run - this run's and those of earlier runs
-    not yet uploaded and removed -, oldest first. Role M(microseg.illumio.flowlogs) fetches these.
+    not yet uploaded and removed -, oldest first. Role C(microseg.illumio.flowlogs) fetches these.
   returned: success
   type: list
   elements: str

@@ -19,7 +19,7 @@ description:
     it, when a source list changed after the last refresh (a repository you added a minute ago), or when the
     index is older than O(cache_valid_time). An index that is merely young is not enough, so a repository added
     within the hour is found.
-  - Role M(microseg.illumio.ven) uses it for V(ven_install_method=repo) and refreshes the index only then, so a
+  - Role C(microseg.illumio.ven) uses it for C(ven_install_method=repo) and refreshes the index only then, so a
     re-run with nothing to install never refreshes it.
 options:
   name:
