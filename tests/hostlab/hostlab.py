@@ -9,6 +9,7 @@ Standard library only, so any python3 >= 3.10 on the machine can run it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import fcntl
 import ipaddress
@@ -36,6 +37,8 @@ NETNS_DIR = Path("/run/netns")
 # `ip netns add` turns /run/netns into a shared bind mount on first use and never undoes it; this marker says that
 # hostlab caused it, so the last `down` can restore the machine's mount table.
 NETNS_MARKER = Path("/run/hostlab-netns-mount.json")
+# Every lab shares that mount: one hostlab command at a time notes, uses or releases it (labs run in parallel).
+MACHINE_LOCK = Path("/run/hostlab.lock")
 FIRST_INDEX = 11  # host addresses start at .11 so low addresses stay free for the controller side
 LAST_INDEX = 250
 SSHD_WAIT_SECONDS = 30
@@ -181,7 +184,7 @@ def run(cmd: list[str], *, input_text: str | None = None, check: bool = True) ->
 
 
 def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two writers never share a temporary file
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
@@ -259,6 +262,30 @@ def mountpoints() -> list[str]:
     return [line.split()[4].replace("\\040", " ") for line in Path("/proc/self/mountinfo").read_text().splitlines()]
 
 
+_machine_lock_depth = 0
+
+
+@contextlib.contextmanager
+def machine_lock():
+    """Exclusive, machine-wide; re-entrant within one command (an `up` that fails releases what it noted)."""
+    global _machine_lock_depth
+    if _machine_lock_depth:
+        _machine_lock_depth += 1
+        try:
+            yield
+        finally:
+            _machine_lock_depth -= 1
+        return
+    fd = os.open(MACHINE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _machine_lock_depth = 1
+        yield
+    finally:
+        _machine_lock_depth = 0
+        os.close(fd)
+
+
 def note_netns_mount_before_first_use() -> None:
     if NETNS_MARKER.exists() or str(NETNS_DIR) in mountpoints():
         return
@@ -266,6 +293,11 @@ def note_netns_mount_before_first_use() -> None:
 
 
 def release_netns_mount_if_unused() -> list[str]:
+    with machine_lock():
+        return _release_netns_mount_if_unused()
+
+
+def _release_netns_mount_if_unused() -> list[str]:
     try:
         dir_made = json.loads(NETNS_MARKER.read_text())["dir_made"]
     except (OSError, ValueError, KeyError):
@@ -578,7 +610,7 @@ def create_host(lab: Lab, host: Host) -> str | None:
 
 def cmd_up(lab: Lab, args: argparse.Namespace) -> int:
     started = time.monotonic()
-    with LabLock(lab):
+    with LabLock(lab), machine_lock():
         try:
             check_new_names(lab, args.names)
             ensure_lab_key(lab)
