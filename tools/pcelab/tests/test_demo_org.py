@@ -52,7 +52,7 @@ def test_demo_org_is_seeded_once(lab, api, capsys):
 def test_refusals_and_missing_settings_are_clear(lab, capsys):
     assert demo_org.command(environ=environment(lab, ILLUMIO_API_KEY_SECRET="0" * 64)) == 1
     error = capsys.readouterr().err
-    assert "GET /api/v2/orgs/1/labels: 401" in error and "0" * 64 not in error
+    assert "GET /api/v2/orgs/1/label_dimensions: 401" in error and "0" * 64 not in error
 
     assert demo_org.command(environ=environment(lab, ILLUMIO_PCE_CA_PATH=None)) == 1  # the system CAs
     assert "CERTIFICATE_VERIFY_FAILED" in capsys.readouterr().err

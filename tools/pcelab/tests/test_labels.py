@@ -59,13 +59,14 @@ def test_key_and_value_must_be_unique(client):
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"key": "role"}, "value is required"),
-        ({"key": "role", "value": ""}, "value must be a non-empty string"),
-        ({"key": "role", "value": 7}, "value must be a non-empty string"),
-        ({"key": "", "value": "x"}, "key must be a non-empty string"),
-        ({"key": "bad key", "value": "x"}, "key may only contain"),
-        ({"key": "role", "value": "x", "colour": "red"}, "'colour' is not allowed"),
-        ({"key": "role", "value": "x", "external_data_set": 5}, "external_data_set must be a string"),
+        ({"key": "role"}, "'value' is a required property"),
+        ({"key": "role", "value": ""}, "value: '' should be non-empty"),
+        ({"key": "role", "value": "  "}, "value: '  ' does not match"),
+        ({"key": "role", "value": 7}, "value: 7 is not of type 'string'"),
+        ({"key": "", "value": "x"}, "key: '' should be non-empty"),
+        ({"key": "role", "value": "x", "colour": "red"}, "('colour' was unexpected)"),
+        ({"key": "role", "value": "x", "href": "/orgs/1/labels/9"}, "('href' was unexpected)"),
+        ({"key": "role", "value": "x", "external_data_set": 5}, "external_data_set: 5 is not of type"),
     ],
 )
 def test_invalid_label_bodies_are_406_naming_the_field(client, body, message):
@@ -75,7 +76,11 @@ def test_invalid_label_bodies_are_406_naming_the_field(client, body, message):
     assert message in answer.json()[0]["message"]
 
 
-def test_custom_keys_are_accepted(client):
+def test_a_key_must_be_a_label_dimension(client):
+    refused = client.post(f"{ORG}/labels", json={"key": "bu", "value": "Finance"})
+    assert refused.status_code == 406 and refused.json()[0]["token"] == "label_key_not_supported"
+    dimension = {"key": "bu", "display_name": "Business unit"}
+    assert client.post(f"{ORG}/label_dimensions", json=dimension).status_code == 201
     assert make_label(client, "bu", "Finance")["key"] == "bu"
 
 

@@ -37,6 +37,8 @@ DEMO_LABELS = [
     ("loc", "dc-2 (Paris)"),
     ("bu", "retail"),
 ]
+# Keys beyond the built-in role/app/env/loc are label dimensions the org must have first (key, display name).
+DEMO_DIMENSIONS = [("bu", "Business unit")]
 
 # hostname, name, labels, interfaces, extra fields
 DEMO_WORKLOADS = [
@@ -157,6 +159,12 @@ class Client:
     def labels(self) -> dict[tuple[str, str], str]:
         return {(item["key"], item["value"]): item["href"] for item in self.call("GET", f"{self.org}/labels")}
 
+    def ensure_dimensions(self, wanted) -> None:
+        existing = {item["key"] for item in self.call("GET", f"{self.org}/label_dimensions")}
+        for key, display_name in wanted:
+            if key not in existing:
+                self.call("POST", f"{self.org}/label_dimensions", {"key": key, "display_name": display_name})
+
     def ensure_labels(self, wanted) -> dict[tuple[str, str], str]:
         existing = self.labels()
         for key, value in wanted:
@@ -199,6 +207,7 @@ def workload_body(spec: dict, label_hrefs: dict[tuple[str, str], str]) -> dict:
 
 def seed(client: Client) -> int:
     """Create what is missing; returns how many workloads were created."""
+    client.ensure_dimensions(DEMO_DIMENSIONS)
     hrefs = client.ensure_labels(DEMO_LABELS)
     present = client.workload_names()
     missing = [spec for spec in DEMO_WORKLOADS if (spec.get("hostname") or spec.get("name")) not in present]

@@ -191,6 +191,8 @@ def check_label_group(call: Call, body: dict, current: dict | None) -> dict:
         key = v.text("key", body["key"], 64)
         if current is not None and key != current["key"]:
             raise invalid("the key of a label group can't be changed", "label_group_key_immutable")
+        if current is None and not call.lab.store.find(call.org_id, "label_dimensions", key=key):
+            raise invalid(f"label key {key!r} is not a label dimension", "label_key_not_supported")
         fields["key"] = key
     key = fields.get("key") or (current or {}).get("key")
     if "labels" in body:

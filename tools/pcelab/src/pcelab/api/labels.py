@@ -1,42 +1,35 @@
-"""Labels: /orgs/{org}/labels. Keys role/app/env/loc are built in; other keys are accepted as custom keys."""
+"""Labels: /orgs/{org}/labels; contract in contract/labels.json. A label's key must be a label dimension
+(role, app, env, loc, or one created through label_dimensions): others are refused with label_key_not_supported."""
 
 from __future__ import annotations
-
-import re
 
 from starlette.routing import Route
 
 from pcelab import label_usage as usage_model
 from pcelab import validate as v
+from pcelab.api import label_dimensions
+from pcelab.contract import contract
 from pcelab.errors import LabError, invalid, not_found
 from pcelab.http import Call, endpoint, require_body
 from pcelab.store import dumps
 
 ORG = "/api/v2/orgs/{org_id:int}"
 KIND = "labels"
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-FIELDS = ("key", "value", "external_data_set", "external_data_reference")
+CONTRACT = contract(KIND)
 
 
 def label_href(org_id: int, label_id: int | str) -> str:
     return f"/orgs/{org_id}/labels/{label_id}"
 
 
-def _check(body: dict, creating: bool) -> dict:
-    v.known_fields(body, FIELDS, "label")
-    if creating:
-        v.required(body, ("key", "value"), "label")
-    fields = {}
-    if "key" in body:
-        key = v.text("key", body["key"], 64)
-        if not KEY_PATTERN.match(key):
-            raise invalid("key may only contain letters, digits, '_', '-' and '.'")
-        fields["key"] = key
-    if "value" in body:
-        fields["value"] = v.text("value", body["value"])
-    for name in ("external_data_set", "external_data_reference"):
-        if name in body:
-            fields[name] = v.optional_text(name, body[name], 255)
+def _check(call: Call, body: dict, creating: bool) -> dict:
+    if not creating:
+        # A client may send the key back unchanged (the whole object it read); changing it is refused.
+        return CONTRACT.check_update({name: value for name, value in body.items() if name != "key"})
+    fields = CONTRACT.check_create(body)
+    if not label_dimensions.is_dimension(call.lab, call.org_id, fields["key"]):
+        message = f"label key {fields['key']!r} is not a label dimension; create the dimension first (label_dimensions)"
+        raise invalid(message, "label_key_not_supported")
     return fields
 
 
@@ -65,7 +58,7 @@ def _matches(doc: dict, query) -> bool:
 
 @endpoint
 def list_labels(call: Call):
-    query = call.query
+    query = CONTRACT.check_query(call.query)
     include_deleted, usage = v.query_flag(query, "include_deleted"), v.query_flag(query, "usage")
     filtered = any(name in query for name in ("key", "value", "external_data_set", "external_data_reference"))
     if not filtered and not usage:
@@ -84,23 +77,21 @@ def list_labels(call: Call):
 
 @endpoint
 def create_label(call: Call):
-    fields = _check(require_body(call), creating=True)
+    fields = _check(call, require_body(call), creating=True)
     stamp = call.lab.stamp()
     with call.lab.transaction():
         _unique(call, fields["key"], fields["value"])
         label_id = call.lab.store.next_id(call.org_id, KIND)
-        doc = {
-            "href": label_href(call.org_id, label_id),
-            "key": fields["key"],
-            "value": fields["value"],
-            "created_at": stamp,
-            "updated_at": stamp,
-            "created_by": {"href": call.user},
-            "updated_by": {"href": call.user},
-            "external_data_set": fields.get("external_data_set"),
-            "external_data_reference": fields.get("external_data_reference"),
-            "deleted": False,
-        }
+        doc = CONTRACT.new_document(
+            {
+                **fields,
+                "href": label_href(call.org_id, label_id),
+                "created_at": stamp,
+                "updated_at": stamp,
+                "created_by": {"href": call.user},
+                "updated_by": {"href": call.user},
+            }
+        )
         call.lab.store.put(call.org_id, KIND, label_id, doc)
         call.event("label.create", {"label": _brief(doc)})
     return doc, 201
@@ -116,12 +107,13 @@ def get_label(call: Call):
 
 @endpoint
 def update_label(call: Call):
-    fields = _check(require_body(call), creating=False)
+    body = require_body(call)
+    fields = _check(call, body, creating=False)
     with call.lab.transaction():
         doc = _label_or_404(call)
         if doc["deleted"]:
             raise invalid(f"label {doc['href']} is deleted", "already_deleted")
-        if "key" in fields and fields["key"] != doc["key"]:
+        if "key" in body and body["key"] != doc["key"]:
             raise invalid("the key of a label can't be changed", "label_key_immutable")
         if "value" in fields:
             _unique(call, doc["key"], fields["value"], doc["href"])
