@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ORG
+from ven_helpers import Prefixed, pair_with
 
 SAMPLE = json.loads(Path(__file__).resolve().parent.joinpath("pce_samples", "workloads.json").read_text())[0]
 
@@ -159,7 +160,7 @@ def test_managed_workload_limits(client, labels):
     refused = client.put(workload["href"], json={"hostname": "renamed"})
     assert refused.status_code == 406 and refused.json()[0]["token"] == "managed_workload_property_read_only"
     deleted = client.delete(workload["href"])
-    assert deleted.status_code == 406 and deleted.json()[0]["token"] == "managed_workload_unpair_required"
+    assert deleted.status_code == 405 and deleted.json()[0]["token"] == "method_not_allowed_error"
     uuid_ = workload["href"].rsplit("/", 1)[1]
     client.lab.update_workload(1, uuid_, {"online": False, "interfaces": [{"name": "eth1", "address": "10.1.1.1"}]})
     shown = client.get(workload["href"]).json()
@@ -214,3 +215,19 @@ def test_thousand_item_bulk_create_is_fast(client, labels):
     elapsed = time.perf_counter() - started
     assert {item["status"] for item in answer.json()} == {"created"}
     assert elapsed < 1.0, f"1000-item bulk_create took {elapsed:.2f} s"
+
+
+def test_managed_workloads_are_refused_per_item_by_bulk_delete(client):
+    # The real PCE's token: pylo's WorkloadMultiDeleteTracker looks for "method_not_allowed_error" in the item's
+    # `errors` to find the managed workloads it must unpair instead (REST guide: bulk_delete takes unmanaged only).
+    activation = pair_with(client, Prefixed(client, "/lab/agent/v1"), "bulk-managed")
+    plain = create(client, hostname="bulk-plain")
+    items = [{"href": activation["workload_href"]}, {"href": plain["href"]}]
+    results = client.put(f"{ORG}/workloads/bulk_delete", json=items).json()
+    assert [item["href"] for item in results] == [activation["workload_href"], plain["href"]]
+    assert [error["token"] for error in results[0]["errors"]] == ["method_not_allowed_error"]
+    assert not results[1].get("errors")
+    assert client.get(activation["workload_href"]).json()["deleted"] is False
+    assert client.get(plain["href"]).json()["deleted"] is True
+    single = client.delete(activation["workload_href"])
+    assert single.status_code == 405 and single.json()[0]["token"] == "method_not_allowed_error"

@@ -127,11 +127,21 @@ def _update(call: Call, doc: dict, body: Any, labels: dict) -> tuple[dict, dict]
     return updated, before
 
 
+# A managed workload can't be deleted, only unpaired (REST guide, "Workload Bulk Operations": "When you use this
+# API to delete a collection of workloads, those workloads can only be unmanaged"; "Delete a workload record
+# (unmanaged workloads only)"). The token is the PCE's as a client of the real API reads it: pylo (cpainchaud/pylo,
+# APIConnector.WorkloadMultiDeleteTracker.execute) looks for "method_not_allowed_error" in a bulk_delete item's
+# `errors` to find the managed workloads it must unpair instead. No public source shows the status of a single
+# DELETE; the lab answers it with the same token and 405 (Method Not Allowed), which is what the token names.
+MANAGED_DELETE_TOKEN = "method_not_allowed_error"  # noqa: S105 - a PCE error token, not a secret
+
+
 def _deleted(call: Call, doc: dict) -> dict:
     if model.is_managed(doc):
         raise LabError(
-            "managed_workload_unpair_required",
-            f"workload {doc['href']} is managed by a VEN: unpair the VEN instead of deleting the workload",
+            MANAGED_DELETE_TOKEN,
+            f"workload {doc['href']} is managed by a VEN and can't be deleted: unpair its VEN instead",
+            status=405,
         )
     return {**doc, "deleted": True, "updated_at": call.lab.stamp(), "updated_by": {"href": call.user}}
 
