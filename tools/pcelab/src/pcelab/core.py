@@ -88,6 +88,9 @@ class Lab:
         self.label_reference_checks: list[LabelReferenceCheck] = []
         # (lab, org_id) -> {usage field: label hrefs}; endpoint modules add theirs (see pcelab.label_usage).
         self.label_usage_sources: list[Callable[[Lab, int], dict[str, set[str]]]] = []
+        # (lab, org_id) -> a function bringing a *managed* workload document up to date when it is read (online,
+        # agent status: things that follow the clock and the VEN side). Endpoint modules add theirs in setup().
+        self.managed_workload_views: list[Callable[[Lab, int], Callable[[dict], dict]]] = []
         self._key_cache: dict[tuple[str, str], int] = {}
 
     def close(self) -> None:
@@ -266,6 +269,32 @@ class Lab:
 
     def workloads(self, org_id: int) -> Iterator[dict]:
         yield from self.store.docs(org_id, "workloads")
+
+    def live_workload_texts(self, org_id: int, texts: list[str]) -> list[str]:
+        """Stored workload texts as the API answers them: managed ones through `managed_workload_views`.
+        Unmanaged workloads (most of a large listing) are passed through untouched, without parsing."""
+        if not self.managed_workload_views:
+            return texts
+        views = None
+        shown = []
+        for text in texts:
+            if '"ven":null' in text:
+                shown.append(text)
+                continue
+            if views is None:
+                views = [make(self, org_id) for make in self.managed_workload_views]
+            doc = json.loads(text)
+            for view in views:
+                doc = view(doc)
+            shown.append(dumps(doc))
+        return shown
+
+    def live_workload(self, org_id: int, doc: dict) -> dict:
+        if not workload_model.is_managed(doc):
+            return doc
+        for make in self.managed_workload_views:
+            doc = make(self, org_id)(doc)
+        return doc
 
     def update_workload(self, org_id: int, uuid: str, changes: dict) -> None:
         """Apply trusted changes from the VEN side (agent status, interfaces, online, labels as [{href}])."""

@@ -6,7 +6,6 @@ the X-Lab-Agent-Token header. Only the token's SHA-256 is stored.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 import re
@@ -28,7 +27,16 @@ from pcelab.api.pairing import (
     usable_key,
 )
 from pcelab.api.ven_core import AGENT_TOKEN_HEADER, LabError, hash_token, json_body, lab, refusals_as_responses
-from pcelab.api.vens import FIREWALL_RESTORE, VenStore, agent_href, agent_section, ven_href, workload_href
+from pcelab.api.vens import (
+    FIREWALL_RESTORE,
+    VenStore,
+    active_policy,
+    agent_href,
+    agent_section,
+    policy_fingerprint,
+    ven_href,
+    workload_href,
+)
 
 AGENT_TOKEN_BYTES = 32
 LABEL_KEYS = ("role", "app", "env", "loc")
@@ -201,12 +209,13 @@ def _resolve_labels(core, org_id: int, profile_labels: list[dict], overrides: di
     return list(chosen.values())
 
 
-def _policy_version(workload: dict | None) -> str:
-    """Opaque; changes whenever what decides the workload's policy (mode, visibility, labels) changes."""
+def _policy_version(core, workload: dict | None) -> str:
+    """Opaque; changes whenever what decides the workload's policy changes: its mode, visibility and labels, and
+    the active policy that applies to it (a provisioning)."""
     if workload is None:
         return ""
-    relevant = {key: workload.get(key) for key in ("enforcement_mode", "visibility_level", "labels")}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+    org_id = int(workload["href"].split("/")[2])
+    return policy_fingerprint(active_policy(core, org_id), workload)
 
 
 def pending_actions(row) -> list[dict]:
@@ -218,7 +227,7 @@ def pending_actions(row) -> list[dict]:
     return actions
 
 
-def agent_status(row, workload: dict | None) -> dict:
+def agent_status(core, row, workload: dict | None) -> dict:
     org_id, uuid = row["org_id"], row["uuid"]
     enforcement = (workload or {}).get("enforcement_mode")
     return {
@@ -233,9 +242,10 @@ def agent_status(row, workload: dict | None) -> dict:
         "mode": MODE_OF_ENFORCEMENT.get(enforcement),
         "visibility_level": (workload or {}).get("visibility_level"),
         "log_traffic": bool(row["log_traffic"]),
-        "policy_version": _policy_version(workload),
+        "policy_version": _policy_version(core, workload),
         "agent_version": row["version"],
         "last_heartbeat_at": row["last_heartbeat_at"],
+        "last_goodbye_at": row["last_goodbye_at"],
         "pending_actions": pending_actions(row),
     }
 
@@ -294,7 +304,7 @@ async def activate(request: Request) -> Response:
         "ven_href": ven_href(org_id, uuid),
         "workload_href": workload_href(org_id, uuid),
         "org_id": org_id,
-        "status": agent_status(row, workload),
+        "status": agent_status(core, row, workload),
     }
     return JSONResponse(answer, status_code=201)
 
@@ -343,7 +353,7 @@ async def status(request: Request) -> Response:
     core = lab(request)
     with core.transaction() as db:
         row = _agent_row(request, VenStore(db))
-    return JSONResponse(agent_status(row, core.workload(row["org_id"], row["uuid"])))
+    return JSONResponse(agent_status(core, row, core.workload(row["org_id"], row["uuid"])))
 
 
 @refusals_as_responses
@@ -372,7 +382,15 @@ async def heartbeat(request: Request) -> Response:
         row = store.by_token(row["token_hash"])
     if interfaces is not None and not row["unpair_requested"]:
         core.update_workload(row["org_id"], row["uuid"], {"interfaces": interfaces})
-    return JSONResponse(agent_status(row, _sync_workload(core, row)))
+    workload = _sync_workload(core, row)
+    if workload is not None and not row["unpair_requested"]:
+        # The heartbeat answer carries policy_version; the lab takes a heartbeat as the VEN fetching and applying
+        # the policy it names, so the workload's policy sync state turns "active" (see vens.sync_fields).
+        with core.transaction() as db:
+            store = VenStore(db)
+            store.update(row["agent_id"], policy_synced=_policy_version(core, workload), policy_synced_at=stamp)
+            row = store.by_token(row["token_hash"])
+    return JSONResponse(agent_status(core, row, workload))
 
 
 async def _set_suspended(request: Request, suspended: bool) -> Response:
@@ -390,7 +408,7 @@ async def _set_suspended(request: Request, suspended: bool) -> Response:
         core.record_event(
             row["org_id"], event, _agent_actor(row), {"ven": {"href": ven_href(row["org_id"], row["uuid"])}}
         )
-    return JSONResponse(agent_status(row, _sync_workload(core, row)))
+    return JSONResponse(agent_status(core, row, _sync_workload(core, row)))
 
 
 @refusals_as_responses
@@ -401,6 +419,21 @@ async def suspend(request: Request) -> Response:
 @refusals_as_responses
 async def unsuspend(request: Request) -> Response:
     return await _set_suspended(request, False)
+
+
+@refusals_as_responses
+async def goodbye(request: Request) -> Response:
+    """What a VEN sends when it stops (service stop, shutdown) without unpairing: "At shutdown, the VEN sends a
+    'goodbye' message to the PCE. The PCE marks the Workload as offline" (VEN Operations guide, "VEN shutdown"),
+    once `workload_goodbye_timeout_seconds` has passed; the VEN's status then reads "stopped" (vens.connection).
+    The next heartbeat brings it back."""
+    core = lab(request)
+    with core.transaction() as db:
+        store = VenStore(db)
+        row = _agent_row(request, store)
+        store.update(row["agent_id"], last_goodbye_at=iso_timestamp(core.now()))
+        row = store.by_token(row["token_hash"])
+    return JSONResponse(agent_status(core, row, core.workload(row["org_id"], row["uuid"])))
 
 
 @refusals_as_responses
@@ -445,6 +478,7 @@ ROUTES = [
     Route(f"{AGENT}/heartbeat", heartbeat, methods=["POST"]),
     Route(f"{AGENT}/suspend", suspend, methods=["POST"]),
     Route(f"{AGENT}/unsuspend", unsuspend, methods=["POST"]),
+    Route(f"{AGENT}/goodbye", goodbye, methods=["POST"]),
     Route(f"{AGENT}/deactivate", deactivate, methods=["POST"]),
     Route(f"{AGENT}/compatibility_report", upload_compatibility_report, methods=["PUT"]),
 ]

@@ -1,4 +1,4 @@
-"""Org settings: GET/PUT /orgs/{org}/settings/workloads, stored and answered only (no heartbeat behaviour).
+"""Org settings: GET/PUT /orgs/{org}/settings/workloads; `timers()` gives the VEN side the timers in force.
 
 Sources for the shape (public):
 - Illumio REST API guide, "Workload Settings" (21.5: example response body; 22.5-25.x: the field list): each
@@ -49,6 +49,31 @@ def current(lab, org_id: int) -> dict:
     for name, value in DEFAULTS.items():
         doc[name] = [{"scope": [], "value": value, "ven_type": "server"}]
     return doc
+
+
+class Timers:
+    """The heartbeat timers for server VENs (the lab's VENs are servers), read once per request.
+
+    An entry with a label scope applies to workloads that have all its labels; the most specific matching entry
+    wins and the entry with an empty scope is the default (REST guide, "Workload Settings": "each setting must have
+    a default"; the terraform provider's workload_settings resource). -1 means never: `seconds()` answers None.
+    """
+
+    def __init__(self, lab, org_id: int):
+        doc = current(lab, org_id)
+        self._entries = {}
+        for field in TIMERS:
+            entries = [e for e in doc.get(field, []) if e.get("ven_type", "server") == "server"]
+            scoped = [(frozenset(ref["href"] for ref in e["scope"]), e["value"]) for e in entries]
+            self._entries[field] = sorted(scoped, key=lambda pair: -len(pair[0]))
+
+    def seconds(self, field: str, label_hrefs: frozenset[str]) -> int | None:
+        value = next((value for scope, value in self._entries[field] if scope <= label_hrefs), DEFAULTS[field])
+        return None if value == -1 else value
+
+
+def timers(lab, org_id: int) -> Timers:
+    return Timers(lab, org_id)
 
 
 def _scope(call: Call, name: str, value: Any) -> list[dict]:

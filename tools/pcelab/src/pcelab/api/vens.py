@@ -7,14 +7,18 @@ the same UUID and lives in the core's workload store.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import sqlite3
+import threading
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pcelab.api.pairing import iso_timestamp
+from pcelab.api.settings import Timers, timers
 from pcelab.api.software import SoftwareLibrary, release_sort_key
 from pcelab.api.ven_core import LabError, ensure_schema, json_body, lab, not_found, org_of, refusals_as_responses
 
@@ -42,9 +46,13 @@ CREATE TABLE IF NOT EXISTS ven_agents (
     uptime_seconds INTEGER,
     pending_upgrade TEXT,
     unpair_requested TEXT,
-    compatibility_report TEXT
+    compatibility_report TEXT,
+    policy_synced TEXT,
+    policy_synced_at TEXT
 );
 """
+# Columns added after the first release: data folders made before get them at start-up (ALTER TABLE).
+ADDED_COLUMNS = {"policy_synced": "TEXT", "policy_synced_at": "TEXT"}
 FIREWALL_RESTORE = ("saved", "default", "disable")
 VEN_STATUSES = ("active", "suspended", "stopped", "uninstalled")
 
@@ -112,8 +120,10 @@ def ven_interface(wl_href: str, interface: dict) -> dict:
     return shown
 
 
-def render_ven(row: sqlite3.Row, workload: dict) -> dict:
-    """A VEN shaped like vens.json; labels and interfaces come from its workload."""
+def render_ven(row: sqlite3.Row, workload: dict, status: str | None = None) -> dict:
+    """A VEN shaped like vens.json; labels and interfaces come from its workload. `status` is the one in force
+    now (see `connection`), else the stored one. vens.json, the SDK's VEN and the terraform VEN schema have no
+    `online`: it shows on the workload only."""
     href = ven_href(row["org_id"], row["uuid"])
     wl_href = workload_href(row["org_id"], row["uuid"])
     return {
@@ -126,7 +136,7 @@ def render_ven(row: sqlite3.Row, workload: dict) -> dict:
         "os_detail": row["os_detail"],
         "os_platform": row["os_platform"],
         "version": row["version"],
-        "status": row["status"],
+        "status": status or row["status"],
         "activation_type": "pairing_key",
         "active_pce_fqdn": None,
         "target_pce_fqdn": None,
@@ -180,6 +190,152 @@ def agent_section(row: sqlite3.Row, workload: dict, log_traffic: bool) -> dict:
         "type": "Host",
         "unpair_allowed": True,
     }
+
+
+# --- connection and policy sync, computed when read ---------------------------------------------------------
+# Nothing is rewritten as time passes: `online`, the VEN's `status` and the policy sync state are worked out from
+# the stored heartbeat, goodbye and policy pick-up times whenever a VEN or a managed workload is read.
+def connection(row: sqlite3.Row, labels: frozenset[str], timers_now: Timers, now: float) -> tuple[bool, str]:
+    """(online, VEN status) of an agent at `now`.
+
+    - Heartbeats: a VEN whose last heartbeat is older than `workload_disconnected_timeout_seconds` (for its
+      labels) is offline, its status unchanged ("active"): the PCE "stops receiving heartbeats ... After one hour
+      [the default timer], the PCE marks the workload as offline" (VEN Operations guide, "Heartbeat mechanism").
+      The real sample (pce_samples/workloads.json) is such a workload: `online: false`, agent status "active".
+    - Goodbye: after a goodbye the workload stays in policy until `workload_goodbye_timeout_seconds` has passed,
+      then it is offline and "the VEN's status transitions to Stopped" (Administration Guide 25.2, "VEN and
+      Workload States"). A heartbeat after the goodbye brings it back.
+    - Suspended VENs don't heartbeat ("heartbeats ... are not expected", VEN Operations guide, "VEN suspension")
+      and stay as they are.
+    """
+    status, heartbeat, goodbye = row["status"], row["last_heartbeat_at"], row["last_goodbye_at"]
+    if status == "suspended":
+        return True, status
+    if goodbye and (not heartbeat or goodbye >= heartbeat):
+        wait = timers_now.seconds("workload_goodbye_timeout_seconds", labels)
+        if wait is None or goodbye > iso_timestamp(now - wait):
+            return True, status
+        return False, "stopped"
+    wait = timers_now.seconds("workload_disconnected_timeout_seconds", labels)
+    # Timestamps share one fixed format (UTC, milliseconds, Z), so they compare as strings.
+    return wait is None or (heartbeat or "") >= iso_timestamp(now - wait), status
+
+
+POLICY_HREF = re.compile(r"/orgs/\d+/sec_policy/(?:draft|active)/(ip_lists|services|label_groups)/(\d+)")
+
+
+class ActivePolicy:
+    """The active (provisioned) policy of an org, indexed to find what applies to one workload."""
+
+    def __init__(self, core, org_id: int):
+        store = core.store
+        self.rule_sets = store.texts(org_id, "rule_sets", "active")
+        self.scopes = [json.loads(text).get("scopes", []) for text in self.rule_sets]
+        self.boundaries = "".join(store.texts(org_id, "enforcement_boundaries", "active"))
+        self.groups: dict[str, set[str]] = {}  # label href -> active label groups that contain it
+        for doc in store.docs(org_id, "label_groups", "active"):
+            for label in core.label_group_members(org_id, doc["href"]):
+                self.groups.setdefault(label, set()).add(doc["href"])
+        self._store, self._org_id, self._objects = store, org_id, {}
+
+    def _object(self, kind: str, obj_id: str) -> str:
+        if (kind, obj_id) not in self._objects:
+            row = self._store.row(self._org_id, kind, obj_id, "active")
+            self._objects[kind, obj_id] = row["doc"] if row is not None and not row["deleted"] else ""
+        return self._objects[kind, obj_id]
+
+    def applying_to(self, workload: dict) -> list[str]:
+        """JSON texts of the active policy that can change this workload's rules: rule sets whose scope holds it
+        or whose rules name its labels, label groups, itself or all workloads, every enforcement boundary, and the
+        IP lists, services and label groups those use. Generous on purpose: a false "syncing" costs a heartbeat."""
+        labels = {ref["href"] for ref in workload.get("labels", [])}
+        names = labels | {group for label in labels for group in self.groups.get(label, ())}
+        needles = [f'"{href}"' for href in names | {workload["href"]}] + ['"actors":"ams"']
+        texts = [self.boundaries]
+        for text, scopes in zip(self.rule_sets, self.scopes, strict=True):
+            if self._in_scope(scopes, names) or any(needle in text for needle in needles):
+                texts.append(text)
+        used = sorted({match.groups() for text in texts for match in POLICY_HREF.finditer(text)})
+        return texts + [self._object(kind, obj_id) for kind, obj_id in used]
+
+    @staticmethod
+    def _in_scope(scopes: list, names: set[str]) -> bool:
+        def holds(entry: dict) -> bool:
+            ref = entry.get("label") or entry.get("label_group") or {}
+            return (ref.get("href") in names) != bool(entry.get("exclusion"))
+
+        return not scopes or any(all(holds(entry) for entry in scope) for scope in scopes)
+
+
+_policy_cache: dict[tuple[int, int], tuple[int, ActivePolicy]] = {}
+_policy_lock = threading.Lock()
+
+
+def active_policy(core, org_id: int) -> ActivePolicy:
+    """The org's active policy, rebuilt only when a provisioning made a new version (its counter moved)."""
+    with core.transaction() as db:
+        row = db.execute(
+            "SELECT value FROM counters WHERE org_id = ? AND name = 'sec_policy_version'", (org_id,)
+        ).fetchone()
+    version, key = (row[0] if row else 0), (id(core), org_id)
+    with _policy_lock:
+        cached = _policy_cache.get(key)
+    if cached and cached[0] == version:
+        return cached[1]
+    policy = ActivePolicy(core, org_id)
+    with _policy_lock:
+        _policy_cache[key] = (version, policy)
+    return policy
+
+
+def policy_fingerprint(policy: ActivePolicy, workload: dict) -> str:
+    """What the VEN must have to be in sync: the workload's mode, visibility and labels and the active policy
+    that applies to it. Opaque; the agent API shows it as `policy_version`."""
+    own = {key: workload.get(key) for key in ("enforcement_mode", "visibility_level", "labels")}
+    digest = hashlib.sha256(json.dumps(own, sort_keys=True).encode())
+    for text in policy.applying_to(workload):
+        digest.update(b"\0" + text.encode())
+    return digest.hexdigest()[:16]
+
+
+def sync_fields(row: sqlite3.Row, fingerprint: str) -> dict:
+    """The `agent.status` fields of the policy sync (workloads.json): `syncing` from activation, and again after
+    a provisioning or a workload change that alters the VEN's policy, until the VEN picks the policy up (in the
+    lab: its next heartbeat); then `active`, with the time it got and applied the policy. Source for the states:
+    Administration Guide 25.2, "VEN and Workload States" (Workload Policy Sync: Active, Syncing); the real sample
+    of a workload that had not synced yet shows "syncing" with the policy times null."""
+    synced = row["policy_synced"] == fingerprint
+    return {
+        "security_policy_sync_state": "active" if synced else "syncing",
+        "security_policy_received_at": row["policy_synced_at"],
+        "security_policy_applied_at": row["policy_synced_at"],
+        "fw_config_current": synced,
+    }
+
+
+def workload_view(core, org_id: int):
+    """For `Lab.managed_workload_views`: a managed workload's `online` and agent status as of now."""
+    now, timers_now, cache = core.now(), timers(core, org_id), {}
+
+    def rows() -> dict[str, sqlite3.Row]:
+        if "rows" not in cache:
+            with core.transaction() as db:
+                cache["rows"] = {row["uuid"]: row for row in VenStore(db).all_visible(org_id)}
+        return cache["rows"]
+
+    def view(doc: dict) -> dict:
+        row = rows().get(doc["href"].rsplit("/", 1)[-1])
+        if row is None or not isinstance(doc.get("agent"), dict) or not isinstance(doc["agent"].get("status"), dict):
+            return doc
+        labels = frozenset(ref["href"] for ref in doc.get("labels", []))
+        online, status = connection(row, labels, timers_now, now)
+        if "policy" not in cache:
+            cache["policy"] = active_policy(core, org_id)
+        agent_status = {**doc["agent"]["status"], "status": status}
+        agent_status.update(sync_fields(row, policy_fingerprint(cache["policy"], doc)))
+        return {**doc, "online": bool(doc.get("online")) and online, "agent": {**doc["agent"], "status": agent_status}}
+
+    return view
 
 
 # --- filters ----------------------------------------------------------------------------------------------
@@ -259,8 +415,11 @@ def compatibility_report(row: sqlite3.Row) -> dict | None:
 
 
 # --- endpoints ------------------------------------------------------------------------------------------------
-def _shown(core, row) -> dict:
-    return render_ven(row, core.workload(row["org_id"], row["uuid"]) or {})
+def _shown(core, row, timers_now: Timers | None = None) -> dict:
+    workload = core.workload(row["org_id"], row["uuid"]) or {}
+    labels = frozenset(ref["href"] for ref in workload.get("labels", []))
+    timers_now = timers_now or timers(core, row["org_id"])
+    return render_ven(row, workload, connection(row, labels, timers_now, core.now())[1])
 
 
 @refusals_as_responses
@@ -271,7 +430,8 @@ async def list_vens(request: Request) -> Response:
     filters["labels"] = parse_label_filter(params.get("labels"))
     with core.transaction() as db:
         rows = VenStore(db).all_visible(org_id)
-    vens = [ven for ven in (_shown(core, row) for row in rows) if ven_matches(ven, filters)]
+    timers_now = timers(core, org_id)
+    vens = [ven for ven in (_shown(core, row, timers_now) for row in rows) if ven_matches(ven, filters)]
     return core.collection(request, vens)
 
 
@@ -368,9 +528,16 @@ async def get_compatibility_report(request: Request) -> Response:
 
 
 def setup(core) -> None:
-    """Create the tables at start-up (the core calls this once per app)."""
+    """Create the tables at start-up (the core calls this once per app); show managed workloads as of now."""
     with core.transaction() as db:
         ensure_schema(db, SCHEMA)
+        present = {row[1] for row in db.execute("PRAGMA table_info(ven_agents)")}
+        for column, kind in ADDED_COLUMNS.items():
+            if column not in present:
+                db.execute(f"ALTER TABLE ven_agents ADD COLUMN {column} {kind}")
+    views = getattr(core, "managed_workload_views", None)
+    if views is not None and workload_view not in views:
+        views.append(workload_view)
 
 
 ORG = "/api/v2/orgs/{org_id:int}"
