@@ -69,6 +69,13 @@ class VenStore:
     def by_token(self, token_hash: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM ven_agents WHERE token_hash = ?", (token_hash,)).fetchone()
 
+    def by_agent_id(self, org_id: int, agent_id: int) -> sqlite3.Row | None:
+        """A VEN the REST API shows, by its agent id (/orgs/1/agents/<id>)."""
+        return self.db.execute(
+            "SELECT * FROM ven_agents WHERE org_id = ? AND agent_id = ? AND unpair_requested IS NULL",
+            (org_id, agent_id),
+        ).fetchone()
+
     def visible(self, org_id: int, uuid: str) -> sqlite3.Row | None:
         """A VEN the REST API shows: not being unpaired."""
         return self.db.execute(
@@ -516,15 +523,30 @@ async def unpair_vens(request: Request) -> Response:
     return JSONResponse({"errors": missing_vens(rows)})
 
 
+# The compatibility report of a VEN, by its VEN href or its agent href: clients use both (brian1917/illumioapi
+# compatibilityreport.go: `<ven or agent href>/compatibility_report`; pylo's agent_get_compatibility_report:
+# `/agents/{id}/compatibility_report`). Shape {last_updated_at, qualify_status, results: {qualify_tests}} from
+# compatibilityreport.go. A VEN that sent no report answers `{}`: pylo reads an empty object as "no report".
+def _report_answer(row: sqlite3.Row | None, what: str) -> Response:
+    if row is None:
+        return not_found(what)
+    return JSONResponse(compatibility_report(row) or {})
+
+
 @refusals_as_responses
 async def get_compatibility_report(request: Request) -> Response:
     core = lab(request)
     with core.transaction() as db:
         row = VenStore(db).visible(org_of(request), request.path_params["uuid"])
-    if row is None:
-        return not_found("VEN")
-    report = compatibility_report(row)
-    return JSONResponse(report) if report else not_found("compatibility report")
+    return _report_answer(row, "VEN")
+
+
+@refusals_as_responses
+async def get_agent_compatibility_report(request: Request) -> Response:
+    core = lab(request)
+    with core.transaction() as db:
+        row = VenStore(db).by_agent_id(org_of(request), request.path_params["agent_id"])
+    return _report_answer(row, "agent")
 
 
 def setup(core) -> None:
@@ -549,4 +571,5 @@ ROUTES = [
     Route(f"{ORG}/vens/{{uuid}}", get_ven, methods=["GET"]),
     Route(f"{ORG}/vens/{{uuid}}", update_ven, methods=["PUT"]),
     Route(f"{ORG}/vens/{{uuid}}/compatibility_report", get_compatibility_report, methods=["GET"]),
+    Route(f"{ORG}/agents/{{agent_id:int}}/compatibility_report", get_agent_compatibility_report, methods=["GET"]),
 ]
