@@ -142,6 +142,14 @@ options:
     description:
       - Whether the pairing command line may not set a different C(--log-traffic).
     type: bool
+  external_data_set:
+    description:
+      - Name of the external system the profile comes from, for example a CMDB. Only compared when given.
+    type: str
+  external_data_reference:
+    description:
+      - ID of the profile in O(external_data_set). Only compared when given.
+    type: str
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying the PCE.
@@ -199,6 +207,8 @@ EXAMPLES = r"""
         enforcement_mode_lock: true
         visibility_level_lock: true
         log_traffic_lock: true
+        external_data_set: cmdb
+        external_data_reference: PP-0007
 
     - name: Move the profile to full enforcement and record only blocked flows
       microseg.illumio.pairing_profile:
@@ -307,6 +317,14 @@ pairing_profile:
       description: Whether traffic logging is locked.
       type: bool
       sample: true
+    external_data_set:
+      description: External system the profile comes from, or V(null).
+      type: str
+      sample: cmdb
+    external_data_reference:
+      description: ID of the profile in that system, or V(null).
+      type: str
+      sample: PP-0007
     total_use_count:
       description: How many VENs paired with the profile's keys (read-only).
       type: int
@@ -360,6 +378,8 @@ def argument_spec():
         allowed_uses_per_key=dict(type="raw", no_log=False),
         key_lifespan=dict(type="raw", no_log=False),
         agent_software_release=dict(type="str"),
+        external_data_set=dict(type="str"),
+        external_data_reference=dict(type="str"),
     )
     for lock in LOCK_FIELDS:
         spec[lock] = dict(type="bool")

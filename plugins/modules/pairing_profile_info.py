@@ -153,6 +153,14 @@ pairing_profiles:
       description: Whether traffic logging is locked.
       type: bool
       sample: true
+    external_data_set:
+      description: External system the profile comes from, or V(null).
+      type: str
+      sample: cmdb
+    external_data_reference:
+      description: ID of the profile in that system, or V(null).
+      type: str
+      sample: PP-0007
     total_use_count:
       description: How many VENs paired with the profile's keys.
       type: int

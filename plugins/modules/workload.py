@@ -132,11 +132,11 @@ options:
     type: str
   external_data_set:
     description:
-      - Name of the external system the workload comes from, for example a CMDB.
+      - Name of the external system the workload comes from, for example a CMDB. Only compared when given.
     type: str
   external_data_reference:
     description:
-      - ID of the workload in O(external_data_set).
+      - ID of the workload in O(external_data_set). Only compared when given.
     type: str
   firewall_restore:
     description:

@@ -6,12 +6,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # noqa: UP001 - Ansible boilerplate
 
-from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import PceObjectType
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import EXTERNAL_DATA, PceObjectType
 
 
 class Label(PceObjectType):
     name = "label"
     endpoint = "labels"
     identity = ("key", "value")
-    fields = ("external_data_set", "external_data_reference")
+    fields = EXTERNAL_DATA
     renames = {"new_value": "value"}

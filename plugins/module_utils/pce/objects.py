@@ -14,6 +14,10 @@ import json
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.labels import LabelResolver
 
+# The fields by which many PCE objects point back at the system they come from (a CMDB, an IPAM...). Like every
+# optional field, they are only compared and sent when the user gives them.
+EXTERNAL_DATA = ("external_data_set", "external_data_reference")
+
 
 class PceObjectType(object):
     """One kind of PCE object, managed declaratively. Subclasses set the class attributes below."""

@@ -15,7 +15,11 @@ import re
 
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.labels import key_value_pairs
-from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import PceObjectType, comparable
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import (
+    EXTERNAL_DATA,
+    PceObjectType,
+    comparable,
+)
 
 ENFORCEMENT_MODES = ("idle", "visibility_only", "selective", "full")
 VISIBILITY_LEVELS = ("flow_summary", "flow_drops", "flow_off", "enhanced_data_collection")
@@ -42,6 +46,7 @@ PROFILE_FIELDS = (
     "key_lifespan",
     "agent_software_release",
     *LOCK_FIELDS,
+    *EXTERNAL_DATA,
 )
 READ_ONLY_FIELDS = ("total_use_count", "last_pairing_at", "is_default", "created_at", "updated_at")
 # What the PCE gives a new profile for fields the request leaves out; needed to check a new profile's

@@ -21,7 +21,7 @@ import re
 
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.labels import key_value_pairs
-from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import PceObjectType
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import EXTERNAL_DATA, PceObjectType
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.protocols import (
     ICMP_PROTOCOLS,
     PORT_PROTOCOLS,
@@ -43,7 +43,6 @@ WORDS = {
     "rule_sets": "rule set",
     "enforcement_boundaries": "enforcement boundary",
 }
-EXTERNAL_DATA = ("external_data_set", "external_data_reference")
 
 
 # --- the shared base of draft policy object types ------------------------------------------------------------

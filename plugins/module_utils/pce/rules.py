@@ -24,6 +24,7 @@ from ansible_collections.microseg.illumio.plugins.module_utils.pce.actors import
     services_key,
 )
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import EXTERNAL_DATA
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.references import is_pending_deletion, the_live_one
 
 RESOLVE_AS = ("workloads", "virtual_services")
@@ -304,7 +305,7 @@ class RuleSets(object):
     """Rule sets with their allow rules, managed as one declarative unit."""
 
     name = "rule_set"
-    fields = ("description", "enabled", "external_data_set", "external_data_reference")
+    fields = ("description", "enabled", *EXTERNAL_DATA)
 
     def __init__(self, client, check_mode=False, translator=None, policy_version="draft"):
         self.client = client

@@ -17,6 +17,7 @@ import json
 
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.labels import LabelResolver
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import EXTERNAL_DATA
 
 ENFORCEMENT_MODES = ("idle", "visibility_only", "selective", "full")
 VISIBILITY_LEVELS = ("flow_summary", "flow_drops", "flow_off", "enhanced_data_collection", "flow_full_detail")
@@ -31,8 +32,7 @@ TEXT_FIELDS = (
     "data_center",
     "data_center_zone",
     "service_provider",
-    "external_data_set",
-    "external_data_reference",
+    *EXTERNAL_DATA,
 )
 # Every field a workload task or bulk item may set, besides hostname and labels.
 SETTABLE_FIELDS = (
