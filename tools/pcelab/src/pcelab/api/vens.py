@@ -12,6 +12,7 @@ import json
 import re
 import sqlite3
 import threading
+import weakref
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -274,7 +275,9 @@ class ActivePolicy:
         return not scopes or any(all(holds(entry) for entry in scope) for scope in scopes)
 
 
-_policy_cache: dict[tuple[int, int], tuple[int, ActivePolicy]] = {}
+# lab -> {org_id: (policy version, ActivePolicy)}; weak, so a closed lab's entry goes with it (an id() key could be
+# reused by the next lab and hand it a stale index).
+_policy_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _policy_lock = threading.Lock()
 
 
@@ -284,14 +287,14 @@ def active_policy(core, org_id: int) -> ActivePolicy:
         row = db.execute(
             "SELECT value FROM counters WHERE org_id = ? AND name = 'sec_policy_version'", (org_id,)
         ).fetchone()
-    version, key = (row[0] if row else 0), (id(core), org_id)
+    version = row[0] if row else 0
     with _policy_lock:
-        cached = _policy_cache.get(key)
+        cached = _policy_cache.get(core, {}).get(org_id)
     if cached and cached[0] == version:
         return cached[1]
     policy = ActivePolicy(core, org_id)
     with _policy_lock:
-        _policy_cache[key] = (version, policy)
+        _policy_cache.setdefault(core, {})[org_id] = (version, policy)
     return policy
 
 
