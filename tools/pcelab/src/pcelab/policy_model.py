@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pcelab import validate as v
+from pcelab import virtual_service_model
 from pcelab.errors import invalid, not_found
 
 if TYPE_CHECKING:
@@ -27,7 +28,9 @@ EXTERNAL = ("external_data_set", "external_data_reference")
 REFERABLE = ("label_groups", "ip_lists", "services")
 NETWORK_TYPES = ("brn", "non_brn", "all")
 RESOLVE_AS = ("workloads", "virtual_services")
-POLICY_HREF = re.compile(r'/orgs/(\d+)/sec_policy/(draft|active)/(label_groups|ip_lists|services)/([^"/]+)"')
+POLICY_HREF = re.compile(
+    r'/orgs/(\d+)/sec_policy/(draft|active)/(label_groups|ip_lists|services|virtual_services)/([^"/]+)"'
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class PolicyType:
     check: Callable[[Call, dict, dict | None], dict]  # (call, body, current draft or None) -> fields
     defaults: dict = field(default_factory=dict)
     caps: tuple[str, ...] | None = None
+    # (call) -> predicate on stored drafts for the listing's query, where the type has its own filters
+    matcher: Callable[[Call], Callable[[dict], bool]] | None = None
 
 
 def href_of(org_id: int, state: str, kind: str, obj_id: Any) -> str:
@@ -382,6 +387,17 @@ TYPES = {
         {"network_type": "brn"},
         caps=("write", "provision"),
     ),
+    "virtual_services": PolicyType(
+        "virtual_services",
+        "virtual_service",
+        True,
+        virtual_service_model.WRITABLE,
+        virtual_service_model.REQUIRED,
+        virtual_service_model.check,
+        virtual_service_model.DEFAULTS,
+        caps=virtual_service_model.CAPS,
+        matcher=virtual_service_model.matcher,
+    ),
 }
 
 
@@ -421,7 +437,10 @@ def draft_or_404(call: Call, kind: str, obj_id: str) -> dict:
 
 
 def render(lab: Lab, org_id: int, kind: str, doc: dict) -> dict:
-    """What clients see: label groups answer their labels and sub-groups expanded (label_groups.json)."""
+    """What clients see: label groups answer their labels and sub-groups expanded (label_groups.json), virtual
+    services their labels (virtual_services.json)."""
+    if kind == "virtual_services":
+        return virtual_service_model.render(lab, org_id, doc)
     if kind != "label_groups":
         return doc
     labels = [lab.label(org_id, ref["href"]) or ref for ref in doc.get("labels", [])]
@@ -433,5 +452,5 @@ def render(lab: Lab, org_id: int, kind: str, doc: dict) -> dict:
 
 
 def referenced_policy_hrefs(text: str) -> set[tuple[str, str, str]]:
-    """(state, kind, id) of every label group, IP list and service named in a document's JSON text."""
+    """(state, kind, id) of every label group, IP list, service and virtual service named in a document's JSON."""
     return {(match[1], match[2], match[3]) for match in POLICY_HREF.findall(text)}

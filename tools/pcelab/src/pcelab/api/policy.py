@@ -1,4 +1,5 @@
-"""Draft and active policy objects: ip_lists, services, label_groups, rule_sets, enforcement_boundaries.
+"""Draft and active policy objects: ip_lists, services, label_groups, rule_sets, enforcement_boundaries,
+virtual_services (policy_model.TYPES).
 
 /orgs/{org}/sec_policy/draft/<kind>[/<id>] is writable; /sec_policy/active/... is read-only (405).
 Built-in objects (the "Any" IP list and "All Services") exist in draft and active from the start.
@@ -99,16 +100,17 @@ FILTERS = ("name", "description", "key", "external_data_set", "external_data_ref
 def _lister(state: str):
     @endpoint
     def list_objects(call: Call):
-        kind = _ptype(call).kind
-        query = call.query
-        filtered = any(name in query for name in FILTERS)
+        ptype = _ptype(call)
+        kind, query = ptype.kind, call.query
+        keep = ptype.matcher(call) if ptype.matcher else lambda doc: _matches(doc, query)
+        filtered = ptype.matcher is not None or any(name in query for name in FILTERS)
         if not filtered and kind != "label_groups":
             # Pending deletions stay listed in draft (with deleted_at and update_type "delete").
             return call.collection(lambda: call.lab.store.texts(call.org_id, kind, state, include_deleted=True))
 
         def fetch() -> list[str]:
             docs = call.lab.store.docs(call.org_id, kind, state, include_deleted=True)
-            return [dumps(render(call.lab, call.org_id, kind, doc)) for doc in docs if _matches(doc, query)]
+            return [dumps(render(call.lab, call.org_id, kind, doc)) for doc in docs if keep(doc)]
 
         return call.collection(fetch)
 
@@ -214,7 +216,7 @@ def delete_object(call: Call):
 
 def _refuse_if_used(call: Call, doc: dict) -> None:
     users = call.lab.store.referencing(
-        call.org_id, ("label_groups", "rule_sets", "enforcement_boundaries"), DRAFT, doc["href"]
+        call.org_id, ("label_groups", "rule_sets", "enforcement_boundaries", "virtual_services"), DRAFT, doc["href"]
     )
     users = [user for user in users if user["href"] != doc["href"]]
     if users:

@@ -13,7 +13,7 @@ from pcelab.policy_model import ACTIVE, DRAFT, TYPES, referenced_policy_hrefs, r
 from pcelab.store import dumps
 
 ORG = "/api/v2/orgs/{org_id:int}"
-PROVISION_ORDER = ("label_groups", "ip_lists", "services", "rule_sets", "enforcement_boundaries")
+PROVISION_ORDER = ("label_groups", "ip_lists", "services", "virtual_services", "rule_sets", "enforcement_boundaries")
 
 
 def pending_drafts(call: Call) -> dict[str, list[dict]]:

@@ -27,7 +27,7 @@ from pcelab.store import dumps
 ORG = "/api/v2/orgs/{org_id:int}"
 ALLOW, DENY = "sec_rules", "deny_rules"
 LIST_FIELD = {ALLOW: "rules", DENY: "deny_rules"}
-ACTOR_KINDS = ("actors", "label", "label_group", "ip_list", "workload")
+ACTOR_KINDS = ("actors", "label", "label_group", "ip_list", "workload", "virtual_service")
 BOOLEAN_FIELDS = {
     ALLOW: ("enabled", "unscoped_consumers", "sec_connect", "stateless", "machine_auth"),
     DENY: ("enabled", "unscoped_consumers", "override"),
