@@ -84,12 +84,21 @@ def check_rule(call: Call, rule_kind: str, body: Any, creating: bool) -> dict:
         elif name == "network_type":
             fields[name] = v.choice(name, value, NETWORK_TYPES)
         elif name == "consuming_security_principals":
-            if v.array(name, value):
-                raise invalid(f"{name}: no such security principal in this PCE", "invalid_uri")
-            fields[name] = []
+            fields[name] = _security_principals(call, name, value)
         else:
             fields[name] = v.optional_text(name, value)
     return fields
+
+
+def _security_principals(call: Call, name: str, value: Any) -> list[dict]:
+    """User-based rules: references to live security principals (api/security_principals.py)."""
+    from pcelab.api.security_principals import live_principal
+
+    hrefs = v.href_refs(name, value)
+    for index, href in enumerate(hrefs):
+        if live_principal(call.lab, call.org_id, href) is None:
+            raise invalid(f"{name}[{index}]: {href} is not an existing security principal", "invalid_uri")
+    return [{"href": href} for href in hrefs]
 
 
 def _resolve_labels_as(value: Any) -> dict:
