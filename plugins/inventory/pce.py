@@ -19,7 +19,8 @@ description:
     C(labels) (a dict key to value), C(enforcement_mode), C(visibility_level), C(online), C(managed),
     C(interfaces) (each with C(name), C(address), C(cidr_block), C(default_gateway_address) and C(loopback)),
     C(ignored_interface_names), C(os_id), C(os_detail), C(agent) (C(version), C(status) and C(health), which is
-    V(ok), V(warning) or V(error); all null for unmanaged workloads), C(public_ip) and C(data_center).
+    V(ok), V(warning) or V(error); all null for unmanaged workloads), C(public_ip), C(data_center) and C(deleted)
+    (V(true) only for the deleted workloads that O(include_deleted) adds).
     C(ansible_host) is set from an interface address, see O(ansible_host_interfaces).
   - Filters in O(filters) are evaluated by the PCE, so only matching workloads are transferred;
     O(include) and O(exclude) are evaluated here, on the controller.
@@ -135,6 +136,14 @@ options:
         description:
           - Only workloads whose host name contains this text (the PCE's partial match).
         type: str
+  include_deleted:
+    description:
+      - Whether deleted workloads (which the PCE keeps for a while after they were deleted or their VEN unpaired)
+        become hosts too. Their C(deleted) host variable (C(illumio_deleted) with the default O(vars_prefix)) is
+        V(true); that of every other host is V(false).
+      - By default only workloads that exist become hosts.
+    type: bool
+    default: false
   include:
     description:
       - Keep only workloads that match at least one of these expressions; evaluated on the controller.
@@ -249,7 +258,7 @@ TEXT_OPTIONS = frozenset(["pce_host", "api_key_username", "api_key_secret", "pro
 ENFORCEMENT_MODES = ("idle", "visibility_only", "selective", "full")
 FILTER_KEYS = ("labels", "managed", "online", "enforcement_mode", "hostname")
 # What the cache holds; a cache written in another format is read as a miss.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 HEALTH_ERROR_SEVERITIES = frozenset(["error", "err", "critical", "crit", "alert", "emergency", "fatal"])
 HEALTH_WARNING_SEVERITIES = frozenset(["warning", "warn"])
 # Kept small on purpose: every string here is printed (as unsafe) for every host by ansible-inventory --list.
@@ -273,7 +282,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         super(InventoryModule, self).parse(inventory, loader, path, cache)
         self._config = self._read_config_data(path)
         settings = self._settings()
-        source = self._source_fingerprint(settings["filters"])
+        source = self._source_fingerprint(settings["filters"], settings["include_deleted"])
 
         cache_key = self.get_cache_key(path)
         use_cache = self.get_option("cache") and cache
@@ -283,7 +292,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             payload = self._from_cache(cache_key, source)
             update_cache = payload is None
         if payload is None:
-            payload = {"format": CACHE_FORMAT, "source": source, "workloads": self._read_pce(settings["filters"])}
+            workloads = self._read_pce(settings["filters"], settings["include_deleted"])
+            payload = {"format": CACHE_FORMAT, "source": source, "workloads": workloads}
         if update_cache:
             # One string, not a tree of objects: the cache layer deep-copies and compares what it stores.
             self._cache[cache_key] = json.dumps(payload, separators=(",", ":"))
@@ -308,6 +318,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             "prefer_ipv6": self.get_option("ansible_host_prefer") == "ipv6",
             "ignored_interfaces": list(self.get_option("ignored_interfaces") or []),
             "filters": _check_filters(self.get_option("filters")),
+            "include_deleted": self.get_option("include_deleted"),
             "include": _check_expressions("include", self.get_option("include")),
             "exclude": _check_expressions("exclude", self.get_option("exclude")),
             "strict": self.get_option("strict"),
@@ -329,13 +340,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             params[name] = to_native(value) if value is not None and name in TEXT_OPTIONS else value
         return params
 
-    def _source_fingerprint(self, filters):
-        """What the cached data depends on: the PCE, the org and the filters the PCE applied."""
+    def _source_fingerprint(self, filters, include_deleted):
+        """What the cached data depends on: the PCE, the org and what the PCE was asked for."""
         return {
             "pce_host": self.get_option("pce_host"),
             "pce_port": self.get_option("pce_port"),
             "pce_org_id": self.get_option("pce_org_id"),
             "filters": filters,
+            "include_deleted": bool(include_deleted),
         }
 
     # --- cache ------------------------------------------------------------------------------------------------
@@ -359,7 +371,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return payload
 
     # --- reading the PCE --------------------------------------------------------------------------------------
-    def _read_pce(self, filters):
+    def _read_pce(self, filters, include_deleted=False):
         started = time.monotonic()
         try:
             client = client_from_params(self._connection(), user_agent=USER_AGENT + " inventory")
@@ -367,9 +379,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             queries = self._queries(filters, labels)
             raw = []
             for query in queries:
+                if include_deleted:
+                    # A boolean query parameter of the PCE's workloads GET; deleted ones come marked deleted: true.
+                    query = dict(query, include_deleted="true")
                 raw.extend(client.get_collection("workloads", params=query))
             read = time.monotonic()
-            workloads = _shape_all(raw, labels, seen=set())
+            workloads = _shape_all(raw, labels, seen=set(), include_deleted=include_deleted)
         except PceError as error:
             raise AnsibleParserError("microseg.illumio.pce: %s" % to_native(error)) from None
         self.display.vv(
@@ -612,10 +627,12 @@ class _LabelIndex(object):
 
 
 # --- shaping workloads -------------------------------------------------------------------------------------------
-def _shape_all(raw_workloads, labels, seen):
+def _shape_all(raw_workloads, labels, seen, include_deleted=False):
     shaped = []
     for workload in raw_workloads:
-        if not isinstance(workload, dict) or workload.get("deleted") or not workload.get("href"):
+        if not isinstance(workload, dict) or not workload.get("href"):
+            continue
+        if workload.get("deleted") and not include_deleted:
             continue
         if workload["href"] in seen:  # the same workload from two enforcement-mode reads
             continue
@@ -649,6 +666,7 @@ def _shape(workload, labels):
         },
         "public_ip": workload.get("public_ip"),
         "data_center": workload.get("data_center"),
+        "deleted": bool(workload.get("deleted")),
     }
 
 

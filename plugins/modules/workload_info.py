@@ -51,6 +51,13 @@ options:
       - Only workloads in this enforcement mode.
     type: str
     choices: [idle, visibility_only, selective, full]
+  include_deleted:
+    description:
+      - Whether deleted workloads are listed too (the PCE keeps them for a while after they were deleted or their
+        VEN unpaired). They carry RV(workloads[].deleted=true).
+      - By default only workloads that exist are listed.
+    type: bool
+    default: false
 attributes:
   check_mode:
     description: Only reads from the PCE, so it runs the same in check mode.
@@ -101,6 +108,15 @@ EXAMPLES = r"""
     - name: Show their host names
       ansible.builtin.debug:
         msg: "{{ idle.workloads | map(attribute='hostname') | list }}"
+
+    - name: Workloads deleted from the PCE (or whose VEN unpaired) that it still keeps
+      microseg.illumio.workload_info:
+        include_deleted: true
+      register: with_deleted
+
+    - name: Show the host names of the deleted ones
+      ansible.builtin.debug:
+        msg: "{{ with_deleted.workloads | selectattr('deleted') | map(attribute='hostname') | list }}"
 """
 
 RETURN = r"""
@@ -192,6 +208,10 @@ workloads:
       description: ID of the workload in that system, or V(null).
       type: str
       sample: null
+    deleted:
+      description: Whether the workload is deleted; only V(true) with O(include_deleted=true).
+      type: bool
+      sample: false
 """
 
 import json
@@ -227,7 +247,7 @@ def find_workloads(client, params):
         # The PCE's labels filter: a list of label sets, any of which a workload must carry whole.
         query["labels"] = json.dumps([wanted_hrefs], separators=(",", ":"))
     found = []
-    for doc in planner.read(query or None):
+    for doc in planner.read(query or None, include_deleted=params["include_deleted"]):
         # The PCE matches hostname and name partially; everything is checked here exactly as well.
         if any(params[field] is not None and doc.get(field) != params[field] for field in ("hostname", "name")):
             continue
@@ -242,7 +262,7 @@ def find_workloads(client, params):
             continue
         found.append(doc)
     found.sort(key=lambda doc: (doc.get("hostname") or "", doc.get("name") or "", doc.get("href") or ""))
-    return [planner.view(doc) for doc in found]
+    return [dict(planner.view(doc), deleted=bool(doc.get("deleted"))) for doc in found]
 
 
 def main():
@@ -254,6 +274,7 @@ def main():
         managed=dict(type="bool"),
         online=dict(type="bool"),
         enforcement_mode=dict(type="str", choices=list(ENFORCEMENT_MODES)),
+        include_deleted=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     client = client_from_module(module)

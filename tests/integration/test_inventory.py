@@ -248,6 +248,24 @@ def test_cache_serves_the_second_run(demo_org, ansible, config, tmp_path):
         demo_org.call("DELETE", f"{demo_org.base}/api/v2{extra[0]}")
 
 
+def test_deleted_workloads_become_hosts_only_with_include_deleted(demo_org, ansible, config):
+    created = demo_org.bulk_create([{"hostname": "deleted-probe.demo.example", "labels": []}])
+    demo_org.call("DELETE", f"{demo_org.base}/api/v2{created[0]}")
+    settings = {"filters": {"hostname": "probe.demo.example"}, "groups": {"gone": "illumio_deleted"}}
+    default = listing(ansible("ansible-inventory", "-i", str(config("default.pce.yml", **settings)), "--list"))
+    assert "deleted-probe.demo.example" not in default["_meta"]["hostvars"]
+
+    path = config("deleted.pce.yml", include_deleted=True, **settings)
+    data = listing(ansible("ansible-inventory", "-i", str(path), "--list"))
+    hostvars = data["_meta"]["hostvars"]["deleted-probe.demo.example"]
+    assert hostvars["illumio_deleted"] is True
+    assert hostvars["illumio_href"] == created[0]
+    assert "deleted-probe.demo.example" in group_hosts(data, "gone")
+    # Workloads that exist are listed as well, not deleted.
+    web1 = listing(ansible("ansible-inventory", "-i", str(config("all.pce.yml", include_deleted=True)), "--list"))
+    assert web1["_meta"]["hostvars"]["web1.demo.example"]["illumio_deleted"] is False
+
+
 # --- secrets and TLS --------------------------------------------------------------------------------------------
 def test_secret_never_in_verbose_output(demo_org, ansible, lab):
     run = ansible("ansible-inventory", "-i", str(DEMO_CONFIG), "--list", "-vvv")

@@ -280,7 +280,9 @@ class FakeWorkloadPce(FakePce):
         return Reply(200, self.jobs[job_id])
 
     def _list_workloads(self, query, prefer=""):
-        found = [w for w in self.workloads.values() if not w["deleted"]]
+        # The PCE lists deleted workloads only when asked to (a boolean query parameter).
+        include_deleted = query.get("include_deleted") == "true"
+        found = [w for w in self.workloads.values() if include_deleted or not w["deleted"]]
         for field in ("hostname", "name"):
             if field in query:
                 found = [w for w in found if query[field].lower() in (w.get(field) or "").lower()]

@@ -150,8 +150,11 @@ class WorkloadPlanner(object):
     def collection_path(self):
         return self.client.org_path("workloads")
 
-    def read(self, query=None):
-        """Workloads that are not deleted (the PCE keeps deleted ones readable by href only)."""
+    def read(self, query=None, include_deleted=False):
+        """Workloads that are not deleted, and with `include_deleted` the deleted ones too (the PCE lists them,
+        marked `deleted: true`, only when asked with its include_deleted query parameter)."""
+        if include_deleted:
+            return self.client.get_collection(self.collection_path(), dict(query or {}, include_deleted="true"))
         return [doc for doc in self.client.get_collection(self.collection_path(), query) if not doc.get("deleted")]
 
     def find(self, field, value):

@@ -50,6 +50,8 @@ class WorkloadPce:
         self.labels: list[dict] = []
         self.workloads: list[dict] = []
         self.jobs: dict[str, list] = {}
+        # Whether deleted workloads are listed even when the query does not ask for them with include_deleted.
+        self.lists_deleted = False
         self.server = None
         self.server_ca = None
 
@@ -117,8 +119,7 @@ class WorkloadPce:
         limit = int(request.query.get("max_results", 500))
         return Reply(200, items[:limit], {"X-Total-Count": str(len(items))})
 
-    @staticmethod
-    def _matches(workload: dict, query: dict) -> bool:
+    def _matches(self, workload: dict, query: dict) -> bool:
         if "labels" in query:
             hrefs = {label["href"] for label in workload.get("labels") or []}
             if not any(set(group) <= hrefs for group in json.loads(query["labels"])):
@@ -129,6 +130,8 @@ class WorkloadPce:
             return False
         if "enforcement_mode" in query and workload.get("enforcement_mode") != query["enforcement_mode"]:
             return False
+        if workload.get("deleted") and not self.lists_deleted and query.get("include_deleted") != "true":
+            return False  # the PCE lists deleted workloads only when asked to
         return "hostname" not in query or query["hostname"].lower() in (workload.get("hostname") or "").lower()
 
 
@@ -313,6 +316,7 @@ def test_sample_workload_as_the_pce_sends_it(pce, build):
         "illumio_agent": {"version": "20.2.0", "status": "active", "health": "ok"},
         "illumio_public_ip": "66.151.147.220",
         "illumio_data_center": None,
+        "illumio_deleted": False,
     }
     assert built.groups_of("ubuntu-db") == {"managed", "offline", "enforcement_mode_visibility_only"}
 
@@ -345,8 +349,31 @@ def test_agent_health(pce, build, agent_health, health_errors, expected):
 
 
 def test_deleted_workloads_are_left_out(pce, build):
+    pce.lists_deleted = True  # even if the PCE lists them unasked
     pce.add(workload(hostname="gone", deleted=True), workload(hostname="here"))
-    assert build().hosts == ["here"]
+    built = build()
+    assert built.hosts == ["here"]
+    assert built.vars("here")["illumio_deleted"] is False
+    assert all("include_deleted" not in request.query for request in pce.requests_to("/workloads"))
+
+
+def test_include_deleted_asks_the_pce_and_marks_the_deleted_hosts(pce, build):
+    pce.add(workload(hostname="gone", deleted=True), workload(hostname="here"))
+    built = build(include_deleted=True, filters={"managed": True})
+    assert sorted(built.hosts) == ["gone", "here"]
+    assert built.vars("gone")["illumio_deleted"] is True
+    assert built.vars("here")["illumio_deleted"] is False
+    [request] = pce.requests_to("/workloads")
+    # A boolean query parameter of the PCE, sent along with the filters.
+    assert request.query["include_deleted"] == "true"
+    assert request.query["managed"] == "true"
+
+
+def test_include_deleted_with_a_vars_prefix_and_in_conditionals(pce, build):
+    pce.add(workload(hostname="gone", deleted=True), workload(hostname="here"))
+    built = build(include_deleted=True, vars_prefix="pce_", groups={"gone_from_pce": "pce_deleted"})
+    assert built.vars("gone")["pce_deleted"] is True
+    assert built.group("gone_from_pce") == ["gone"]
 
 
 def test_vars_prefix(pce, build):
@@ -745,6 +772,15 @@ def test_local_options_apply_to_cached_data(estate, build, tmp_path):
     assert "db-prod" not in built.hosts
     assert "x_role_web" in built.groups_of("web-prod")
     assert len(estate.requests_to("/workloads")) == 1
+
+
+def test_include_deleted_misses_the_cache(pce, build, tmp_path):
+    pce.add(workload(hostname="gone", deleted=True), workload(hostname="here"))
+    assert build(**cache_options(tmp_path)).hosts == ["here"]
+    assert sorted(build(include_deleted=True, **cache_options(tmp_path)).hosts) == ["gone", "here"]
+    assert build(**cache_options(tmp_path)).hosts == ["here"]
+    # Each run asked the PCE for something else than the cache held, so each read it.
+    assert len(pce.requests_to("/workloads")) == 3
 
 
 def test_expired_cache_is_refreshed(estate, build, tmp_path):

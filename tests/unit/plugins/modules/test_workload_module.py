@@ -222,6 +222,19 @@ def test_info_filters_exactly_and_shows_user_form(workload_pce):
     assert web1["managed"] is True and web1["ven_href"].startswith("/orgs/1/vens/")
 
 
+def test_info_lists_deleted_workloads_only_when_asked(workload_pce):
+    workload_pce.add_workload("gone")
+    workload_pce.add_workload("here")
+    assert run(workload_pce, hostname="gone", state="absent")["changed"] is True
+
+    assert [w["hostname"] for w in info(workload_pce)["workloads"]] == ["here"]
+    assert info(workload_pce)["workloads"][0]["deleted"] is False
+    found = info(workload_pce, include_deleted=True)["workloads"]
+    assert [(w["hostname"], w["deleted"]) for w in found] == [("gone", True), ("here", False)]
+    reads = [r for r in workload_pce.requests if r.method == "GET" and r.path.endswith("/workloads")]
+    assert [r.query.get("include_deleted") for r in reads] == [None, None, None, "true"]
+
+
 def test_info_reads_large_collections_completely(workload_pce):
     for n in range(620):
         workload_pce.add_workload(f"h{n:04d}")
