@@ -176,7 +176,7 @@ def test_rule_set_with_rules_deny_rules_and_references(client, labels):
     [
         ({"providers": [{"label": {"href": "/orgs/1/labels/999"}}]}, "invalid_uri"),
         ({"consumers": [{"ip_list": {"href": "/orgs/1/sec_policy/draft/ip_lists/999"}}]}, "invalid_uri"),
-        ({"consumers": [{"ip_list": {"href": "/orgs/1/sec_policy/active/ip_lists/1"}}]}, "invalid_uri"),
+        ({"consumers": [{"ip_list": {"href": "/orgs/1/sec_policy/active/ip_lists/999"}}]}, "invalid_uri"),
         ({"ingress_services": [{"href": "/orgs/1/sec_policy/draft/services/999"}]}, "invalid_uri"),
         ({"providers": [{"workload": {"href": "/orgs/1/workloads/nope"}}]}, "invalid_uri"),
         ({"providers": [{"actors": "everything"}]}, "input_validation_error"),
@@ -371,3 +371,19 @@ def test_rules_given_inline_with_the_rule_set_are_created_and_replaced(client, l
     assert [rule["ingress_services"] for rule in rules] == [[{"port": 443, "proto": 6}]]
     bad = dict(inline, providers=[{"label": {"href": "/orgs/1/labels/999999"}}])
     refused(client.post(f"{DRAFT}/rule_sets", json={"name": "RS-Bad", "scopes": [[]], "rules": [bad]}))
+
+
+def test_an_active_href_names_the_same_object_and_only_once_provisioned(client):
+    """The SDK's documented examples name pce.get_default_ip_list(), an active href, in draft rules."""
+    rule_set = client.post(f"{ORG}/sec_policy/draft/rule_sets", json={"name": "RS-active-refs", "scopes": [[]]}).json()
+    ip_list = client.post(
+        f"{ORG}/sec_policy/draft/ip_lists", json={"name": "new", "ip_ranges": [{"from_ip": "10.1.0.0/16"}]}
+    )
+    rule = {"providers": [{"actors": "ams"}], "ingress_services": [{"proto": -1}]}
+    active_any = {"ip_list": {"href": f"{ORG}/sec_policy/active/ip_lists/1"}}
+    made = client.post(f"{rule_set['href']}/sec_rules", json={**rule, "consumers": [active_any]})
+    assert made.status_code == 201, made.text
+    assert made.json()["consumers"] == [{"ip_list": {"href": f"{ORG}/sec_policy/draft/ip_lists/1"}}]
+    not_yet = {"ip_list": {"href": ip_list.json()["href"].replace("/draft/", "/active/")}}
+    refused = client.post(f"{rule_set['href']}/sec_rules", json={**rule, "consumers": [not_yet]})
+    assert refused.status_code == 406 and refused.json()[0]["token"] == "invalid_uri"

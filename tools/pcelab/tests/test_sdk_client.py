@@ -20,6 +20,8 @@ illumio = pytest.importorskip("illumio", reason="the official SDK (requirements/
 
 from illumio import (  # noqa: E402 - after the import check
     AMS,
+    ApplyTo,
+    EnforcementBoundary,
     IllumioApiException,
     IPList,
     IPRange,
@@ -28,13 +30,17 @@ from illumio import (  # noqa: E402 - after the import check
     LabelSet,
     PairingProfile,
     PolicyComputeEngine,
+    PortOverride,
     Rule,
     RuleSet,
     Service,
+    ServiceBinding,
     ServicePort,
     TrafficQuery,
+    VirtualService,
     Workload,
 )
+from illumio.util import convert_draft_href_to_active  # noqa: E402 - after the import check
 
 
 def unique(prefix: str) -> str:
@@ -156,11 +162,6 @@ def test_rule_with_a_whole_service_object_and_provisioning(pce, ring_fence):
     assert rule_set.href.replace("/draft/", "/active/") in {found.href for found in pce.rule_sets.get("active")}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: the lab refuses active policy hrefs in draft references (invalid_uri); the SDK's documented "
-    "Rule.build example and its integration tests use get_default_ip_list(), which answers the active href",
-)
 def test_rule_naming_the_default_ip_list_as_the_sdk_documents(pce, ring_fence):
     any_ip_list = pce.get_default_ip_list()
     rule = pce.rules.create(
@@ -169,7 +170,50 @@ def test_rule_naming_the_default_ip_list_as_the_sdk_documents(pce, ring_fence):
         ),
         parent=ring_fence["rule_set"],
     )
-    assert rule.consumers[0].ip_list.href.endswith("/ip_lists/1")
+    # The active href the SDK sent names the draft object in a draft rule (see policy_model.live_draft).
+    assert rule.consumers[0].ip_list.href == "/orgs/1/sec_policy/draft/ip_lists/1"
+
+
+def test_enforcement_boundary_as_the_sdk_documents(pce, ring_fence):
+    boundary = pce.enforcement_boundaries.create(
+        EnforcementBoundary.build(
+            name=unique("EB"),
+            providers=[ring_fence["role"]],
+            consumers=[pce.get_default_ip_list()],
+            ingress_services=[ring_fence["service"], {"port": 22, "proto": 6}],
+        )
+    )
+    assert boundary.href.startswith("/orgs/1/sec_policy/draft/enforcement_boundaries/")
+    assert pce.enforcement_boundaries.get_by_reference(boundary.href).name == boundary.name
+    assert boundary.href in {found.href for found in pce.enforcement_boundaries.get(params={"name": boundary.name})}
+    pce.enforcement_boundaries.update(boundary.href, {"name": f"{boundary.name}-new"})
+    pce.provision_policy_changes("SDK boundary", [boundary.href, ring_fence["service"].href])
+    active = pce.enforcement_boundaries.get_by_reference(boundary.href.replace("/draft/", "/active/"))
+    assert active.name == f"{boundary.name}-new"
+    pce.enforcement_boundaries.delete(boundary.href)
+
+
+def test_virtual_service_provisioned_and_bound_as_the_sdk_documents(pce):
+    workload = pce.workloads.create(
+        Workload(name=unique("haproxy"), hostname=unique("haproxy"), public_ip="10.0.14.201")
+    )
+    virtual_service = pce.virtual_services.create(
+        VirtualService(name=unique("VS-HAProxy"), apply_to=ApplyTo.HOST_ONLY, service_ports=[{"port": 443, "proto": 6}])
+    )
+    pce.provision_policy_changes("Create HAProxy virtual service", [virtual_service.href])
+    virtual_service.href = convert_draft_href_to_active(virtual_service.href)
+    binding = ServiceBinding(
+        virtual_service=virtual_service,
+        workload=workload,
+        port_overrides=[PortOverride(port=443, new_port=8443, proto=6)],
+    )
+    made = pce.service_bindings.create([binding])
+    assert made["errors"] == [] and len(made["service_bindings"]) == 1
+    found = pce.service_bindings.get_by_reference(made["service_bindings"][0].href)
+    assert found.workload.href == workload.href and found.port_overrides[0].new_port == 8443
+    again = pce.service_bindings.create([binding])  # the same workload twice: refused in place, nothing made
+    assert again["service_bindings"] == [] and again["errors"][0]["token"] == "service_binding_not_unique"
+    pce.service_bindings.delete(found.href)
 
 
 def test_workloads_in_bulk_and_async(pce):
@@ -298,6 +342,11 @@ def seeded(lab):
         flows = "10.7.0.1,10.7.0.2,1234,6\n"
         api.post(f"{org}/agents/bulk_traffic_flows", data=flows, headers={"Content-Type": "text/csv"})
         traffic = _traffic_rows(api, org)
+        cluster = made(f"{org}/container_clusters", {"name": unique("CC")})
+        virtual_service = made(
+            f"{draft}/virtual_services",
+            {"name": unique("VS"), "apply_to": "host_only", "service_ports": [{"port": 443, "proto": 6}]},
+        )
         return {
             "workloads": api.get(f"{org}/workloads/{uuid_of_ven}").json(),
             "vens": api.get(ven["ven_href"]).json(),
@@ -310,8 +359,8 @@ def seeded(lab):
             "pairing_key": key,
             "events": next(e for e in api.get(f"{org}/events").json() if e["event_type"] == "sec_rule.create"),
             "traffic_query_response": traffic[0],
-            "virtual_services": api.get(f"{draft}/virtual_services").json(),
-            "container_clusters": api.get(f"{org}/container_clusters").json(),
+            "virtual_services": api.get(virtual_service["href"]).json(),
+            "container_clusters": api.get(cluster["href"]).json(),
         }
 
 
@@ -355,14 +404,7 @@ SHAPES = [
     "pairing_profiles",
     "pairing_key",
     "traffic_query_response",
-    pytest.param(
-        "workloads",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="gap: lab workloads have no num_enforcement_boundaries (enforcement boundaries are not "
-            "counted per workload)",
-        ),
-    ),
+    "workloads",
     pytest.param(
         "events",
         marks=pytest.mark.xfail(
@@ -370,14 +412,8 @@ SHAPES = [
             reason="gap: lab events have no action.info (api_key_id) and no per-field changes for a creation",
         ),
     ),
-    pytest.param(
-        "virtual_services",
-        marks=pytest.mark.xfail(strict=True, reason="gap: the lab has no virtual services (404)"),
-    ),
-    pytest.param(
-        "container_clusters",
-        marks=pytest.mark.xfail(strict=True, reason="gap: the lab has no container clusters (404)"),
-    ),
+    "virtual_services",
+    "container_clusters",
 ]
 
 
@@ -397,10 +433,7 @@ CONTRACTED = [
     "services",
     "pairing_profiles",
     "events",
-    pytest.param(
-        "workloads",
-        marks=pytest.mark.xfail(strict=True, reason="gap: lab workloads have no num_enforcement_boundaries"),
-    ),
+    "workloads",
 ]
 
 

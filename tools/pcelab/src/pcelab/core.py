@@ -23,7 +23,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pcelab import workload_model
+from pcelab import enforcement_scope, workload_model
 from pcelab.clock import iso
 from pcelab.collections import collection_response
 from pcelab.errors import LabError, invalid, not_found
@@ -91,6 +91,11 @@ class Lab:
         # (lab, org_id) -> a function bringing a *managed* workload document up to date when it is read (online,
         # agent status: things that follow the clock and the VEN side). Endpoint modules add theirs in setup().
         self.managed_workload_views: list[Callable[[Lab, int], Callable[[dict], dict]]] = []
+        # (lab, org_id) -> a function bringing *any* workload document up to date when read, or None when it
+        # has nothing to do (then unmanaged workloads are answered as stored, unparsed).
+        self.workload_views: list[Callable[[Lab, int], Callable[[dict], dict] | None]] = [
+            enforcement_scope.workload_view
+        ]
         self._key_cache: dict[tuple[str, str], int] = {}
 
     def close(self) -> None:
@@ -271,29 +276,36 @@ class Lab:
         yield from self.store.docs(org_id, "workloads")
 
     def live_workload_texts(self, org_id: int, texts: list[str]) -> list[str]:
-        """Stored workload texts as the API answers them: managed ones through `managed_workload_views`.
-        Unmanaged workloads (most of a large listing) are passed through untouched, without parsing."""
-        if not self.managed_workload_views:
-            return texts
-        views = None
+        """Stored workload texts as the API answers them, through `workload_views` and, for managed ones,
+        `managed_workload_views`. When no view has work, unmanaged workloads (most of a large listing) are
+        passed through untouched, without parsing."""
+        every = [view for view in (make(self, org_id) for make in self.workload_views) if view is not None]
+        managed = None
         shown = []
         for text in texts:
-            if '"ven":null' in text:
+            unmanaged = '"ven":null' in text
+            if unmanaged and not every:
                 shown.append(text)
                 continue
-            if views is None:
-                views = [make(self, org_id) for make in self.managed_workload_views]
             doc = json.loads(text)
-            for view in views:
+            if not unmanaged:
+                managed = (
+                    managed if managed is not None else [make(self, org_id) for make in self.managed_workload_views]
+                )
+                every_view = [*every, *managed]
+            else:
+                every_view = every
+            for view in every_view:
                 doc = view(doc)
             shown.append(dumps(doc))
         return shown
 
     def live_workload(self, org_id: int, doc: dict) -> dict:
-        if not workload_model.is_managed(doc):
-            return doc
-        for make in self.managed_workload_views:
-            doc = make(self, org_id)(doc)
+        views = [view for view in (make(self, org_id) for make in self.workload_views) if view is not None]
+        if workload_model.is_managed(doc):
+            views += [make(self, org_id) for make in self.managed_workload_views]
+        for view in views:
+            doc = view(doc)
         return doc
 
     def update_workload(self, org_id: int, uuid: str, changes: dict) -> None:

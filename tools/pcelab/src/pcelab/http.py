@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from pcelab.core import Lab
 
 NO_BODY = object()
+# The status a successful write answers, as events record it (a create 201, an update or delete 204).
+SUCCESS_STATUS = {"POST": 201, "PUT": 204, "DELETE": 204}
 
 
 @dataclass
@@ -48,12 +50,24 @@ class Call:
     def collection(self, fetch: Callable[[], list[str]]) -> Response:
         return collection_response(self.lab, self.request, fetch)
 
+    def _success_status(self) -> int:
+        if self.request.url.path.rsplit("/", 1)[-1].startswith("bulk_"):
+            return 200  # bulk calls answer a list of per-item results
+        return SUCCESS_STATUS.get(self.request.method, 200)
+
     def event(self, event_type: str, resource: dict | None = None, changes: dict | None = None) -> None:
+        """Record an event for this request. Like the PCE's (pce_samples/events.json, sec_rule.create): the
+        endpoint, method, status the request answers and client address, and `info.api_key_id` (the key's
+        username without its `api_` prefix) when an API key made the request."""
         action = {
             "api_endpoint": self.request.url.path,
             "api_method": self.request.method,
+            "http_status_code": self._success_status(),
             "src_ip": self.request.client.host if self.request.client else None,
         }
+        username = self.lab.username_of(self.user) or ""
+        if username.startswith("api_"):
+            action = {"info": {"api_key_id": username[len("api_") :]}, **action}
         self.lab.record_event(self.org_id, event_type, self.user, resource, changes, action)
 
 

@@ -56,17 +56,31 @@ def to_active(text: str) -> str:
     return text.replace("/sec_policy/draft/", "/sec_policy/active/")
 
 
-def parse_draft_href(org_id: int, href: str, kind: str) -> str | None:
-    prefix = f"/orgs/{org_id}/sec_policy/draft/{kind}/"
-    if not isinstance(href, str) or not href.startswith(prefix) or "/" in href[len(prefix) :]:
+def parse_draft_href(org_id: int, href: str, kind: str, states: tuple[str, ...] = (DRAFT,)) -> str | None:
+    """The object id in a policy href of one of `states` (draft by default), else None."""
+    if not isinstance(href, str):
         return None
-    return href[len(prefix) :] or None
+    for state in states:
+        prefix = f"/orgs/{org_id}/sec_policy/{state}/{kind}/"
+        if href.startswith(prefix) and "/" not in href[len(prefix) :]:
+            return href[len(prefix) :] or None
+    return None
 
 
 def live_draft(lab: Lab, org_id: int, kind: str, href: str, what: str) -> dict:
-    """The live draft object an href names, or a 406 naming the field (references must be draft hrefs)."""
-    obj_id = parse_draft_href(org_id, href, kind)
+    """The live draft object a reference names, or a 406 naming the field. Callers store the answer's href.
+
+    The reference may be the draft href or the active href of the same object: the official SDK's documented
+    Rule.build and EnforcementBoundary.build examples, and its integration tests against real PCEs
+    (illumio-py tests/integration/test_intg_rules.py), name `pce.get_default_ip_list()`, whose href is
+    /sec_policy/active/ip_lists/1. What a draft object names is its draft self, so the lab stores the draft href
+    (no public source shows the PCE's answer back; a draft rule naming draft objects is what the PCE's UI makes).
+    """
+    obj_id = parse_draft_href(org_id, href, kind, (DRAFT, ACTIVE))
     row = lab.store.row(org_id, kind, obj_id, DRAFT) if obj_id else None
+    named_active = obj_id is not None and parse_draft_href(org_id, href, kind) is None
+    if named_active and lab.store.row(org_id, kind, obj_id, ACTIVE) is None:
+        row = None  # an active href must name something provisioned
     if row is None or row["deleted"]:
         raise invalid(f"{what}: {href} is not an existing draft {kind[:-1].replace('_', ' ')}", "invalid_uri")
     return json.loads(row["doc"])
@@ -208,10 +222,12 @@ def check_label_group(call: Call, body: dict, current: dict | None) -> dict:
         fields["labels"] = [{"href": href} for href in hrefs]
     if "sub_groups" in body:
         hrefs = v.href_refs("sub_groups", body["sub_groups"])
-        for href in hrefs:
-            group = live_draft(call.lab, call.org_id, "label_groups", href, "sub_groups")
+        groups = [live_draft(call.lab, call.org_id, "label_groups", href, "sub_groups") for href in hrefs]
+        for group in groups:
             if group["key"] != key:
-                raise invalid(f"label group {href} does not have the group's key {key!r}", "label_group_key_mismatch")
+                message = f"label group {group['href']} does not have the group's key {key!r}"
+                raise invalid(message, "label_group_key_mismatch")
+        hrefs = [group["href"] for group in groups]
         if current is not None:
             _refuse_cycle(call.lab, call.org_id, current["href"], hrefs)
         fields["sub_groups"] = [{"href": href} for href in hrefs]
@@ -260,7 +276,8 @@ def _scope(call: Call, name: str, value: Any) -> list[dict]:
         if kind == "label":
             key = live_label(call.lab, call.org_id, href, what)["key"]
         else:
-            key = live_draft(call.lab, call.org_id, "label_groups", href, what)["key"]
+            group = live_draft(call.lab, call.org_id, "label_groups", href, what)
+            key, href = group["key"], group["href"]
         if key in keys:
             raise invalid(f"{name} names more than one {key} label or label group", "scope_key_not_unique")
         keys.add(key)
@@ -290,7 +307,7 @@ def check_actors(call: Call, name: str, value: Any, allowed: tuple[str, ...]) ->
             ):
                 raise invalid(f"{what}: {href} is not an existing workload", "invalid_uri")
         else:
-            live_draft(call.lab, call.org_id, f"{kind}s", href, what)
+            href = live_draft(call.lab, call.org_id, f"{kind}s", href, what)["href"]
         actors.append({kind: {"href": href}})
     if {"actors": "ams"} in actors and actors.count({"actors": "ams"}) > 1:
         raise invalid(f'{name} lists "ams" twice')
@@ -303,8 +320,7 @@ def check_services(call: Call, name: str, value: Any) -> list[dict]:
         what = f"{name}[{index}]"
         entry = v.obj(what, item)
         if "href" in entry:
-            href = v.href_ref(what, entry)
-            live_draft(call.lab, call.org_id, "services", href, what)
+            href = live_draft(call.lab, call.org_id, "services", v.href_ref(what, entry), what)["href"]
             services.append({"href": href})
         else:
             services.append(service_port(what, entry))

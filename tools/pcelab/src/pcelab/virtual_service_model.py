@@ -54,8 +54,8 @@ def check(call: Call, body: dict, current: dict | None) -> dict:
     if current is None and "service" not in fields and "service_ports" not in fields:
         raise invalid("virtual_service: service or service_ports is required")
     if "service" in fields:
-        live_draft(call.lab, call.org_id, "services", fields["service"]["href"], "service")
-        fields.update(service={"href": fields["service"]["href"]}, service_ports=None)
+        service = live_draft(call.lab, call.org_id, "services", fields["service"]["href"], "service")
+        fields.update(service={"href": service["href"]}, service_ports=None)
     elif "service_ports" in fields:
         fields.update(service_ports=[_port(f"service_ports[{i}]", p) for i, p in enumerate(fields["service_ports"])])
         fields["service"] = None

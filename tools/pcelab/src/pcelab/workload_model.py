@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pcelab import validate as v
+from pcelab.contract import contract
 from pcelab.errors import LabError, invalid
 
 if TYPE_CHECKING:
     from pcelab.core import Lab
 
+WORKLOAD_CONTRACT = contract("workloads")
 ENFORCEMENT_MODES = ("idle", "visibility_only", "selective", "full")
 VISIBILITY_LEVELS = ("flow_full_detail", "flow_summary", "flow_drops", "flow_off", "enhanced_data_collection")
 LINK_STATES = ("up", "down", "unknown")
@@ -135,58 +137,38 @@ def _interface(name: str, value: Any) -> dict:
 
 
 def unmanaged(org_id: int, uuid: str, changes: dict, user: str, stamp: str) -> dict:
-    doc = {
-        "href": f"/orgs/{org_id}/workloads/{uuid}",
-        "deleted": False,
-        "name": None,
-        "description": None,
-        "hostname": None,
-        "service_principal_name": None,
-        "public_ip": None,
-        "distinguished_name": None,
-        "enforcement_mode": "idle",
-        "visibility_level": "flow_summary",
-        "agent_to_pce_certificate_authentication_id": None,
-        "external_data_set": None,
-        "external_data_reference": None,
-        "interfaces": [],
-        "ignored_interface_names": [],
-        "firewall_coexistence": None,
-        "service_provider": None,
-        "data_center": None,
-        "data_center_zone": None,
-        "os_id": None,
-        "os_detail": None,
-        "online": False,
-        "labels": [],
-        "services": None,
-        "selectively_enforced_services": [],
-        "containers_inherit_host_policy": False,
-        "blocked_connection_action": "drop",
-        "agent": {
-            "config": {
-                "log_traffic": False,
-                "visibility_level": None,
-                "mode": None,
-                "security_policy_update_mode": None,
+    """A workload made through the API: every field of contract/workloads.json, these set, the rest empty."""
+    doc = WORKLOAD_CONTRACT.new_document(
+        {
+            "href": f"/orgs/{org_id}/workloads/{uuid}",
+            "deleted": False,
+            "enforcement_mode": "idle",
+            "visibility_level": "flow_summary",
+            "blocked_connection_action": "drop",
+            "agent": {
+                "config": {
+                    "log_traffic": False,
+                    "visibility_level": None,
+                    "mode": None,
+                    "security_policy_update_mode": None,
+                },
+                "secure_connect": {"matching_issuer_name": None},
+                "href": None,
+                "status": None,
+                "active_pce_fqdn": None,
+                "target_pce_fqdn": None,
+                "type": None,
+                "unpair_allowed": False,
             },
-            "secure_connect": {"matching_issuer_name": None},
-            "href": None,
-            "status": None,
-            "active_pce_fqdn": None,
-            "target_pce_fqdn": None,
-            "type": None,
-            "unpair_allowed": False,
-        },
-        "ven": None,
-        "ike_authentication_certificate": None,
-        "created_at": stamp,
-        "created_by": {"href": user},
-        "updated_at": stamp,
-        "updated_by": {"href": user},
-        "caps": ["write", "delete"],
-        "container_cluster": None,
-    }
+            "created_at": stamp,
+            "created_by": {"href": user},
+            "updated_at": stamp,
+            "updated_by": {"href": user},
+            "caps": ["write", "delete"],
+            # Counted when read (pcelab.enforcement_scope); stored as 0.
+            "num_enforcement_boundaries": 0,
+        }
+    )
     doc.update(changes)
     return doc
 

@@ -69,6 +69,7 @@ class Contract:
             name: spec for name, spec in self.properties.items() if not spec.get("readOnly") and name not in excluded
         }
         return {
+            "$defs": self.schema.get("$defs", {}),  # the fields' $refs point here
             "type": "object",
             "properties": writable,
             "required": list(self.rules.get("create_required", ())) if creating else [],
