@@ -162,6 +162,19 @@ def _in_active(call: Call, rule_href: str) -> bool:
     )
 
 
+def creation_changes(rule_set: dict, rule: dict) -> dict:
+    """What a rule's create event says changed, in the PCE's own terms (pce_samples/events.json, sec_rule.create):
+    the rule list (its rule set) and type set, resolve_labels from resolve_labels_as, and the actors as
+    `{"created": [...]}` each marked with the side it is on."""
+    return {
+        "rule_list": {"before": None, "after": {"href": rule_set["href"]}},
+        "type": {"before": None, "after": "SecRule"},
+        "resolve_labels": {"before": None, "after": rule.get("resolve_labels_as")},
+        "providers": {"created": [{"provider": True, **actor} for actor in rule.get("providers", [])]},
+        "consumers": {"created": [{"provider": False, **actor} for actor in rule.get("consumers", [])]},
+    }
+
+
 def _save(call: Call, rule_set: dict, event: str, rule: dict, changes: dict | None = None) -> None:
     mark_updated(call, rule_set)
     call.lab.store.put(call.org_id, "rule_sets", call.param("rule_set_id"), rule_set, DRAFT)
@@ -187,7 +200,9 @@ def _handlers(rule_kind: str, state: str):
             rule_set = _rule_set(call, DRAFT, writable=True)
             rule = _new_rule(call, rule_set, rule_kind, check_rule(call, rule_kind, require_body(call), True))
             rule_set.setdefault(field, []).append(rule)
-            _save(call, rule_set, f"{event_base}.create", rule)
+            # Only an allow rule's create event has a public sample; deny rules record the create alone.
+            changes = creation_changes(rule_set, rule) if rule_kind == ALLOW else None
+            _save(call, rule_set, f"{event_base}.create", rule, changes)
         return rule, 201
 
     @endpoint
