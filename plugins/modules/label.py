@@ -22,6 +22,8 @@ options:
   key:
     description:
       - Label key (dimension), for example V(role), V(app), V(env), V(loc), or a custom key defined on the PCE.
+      - A custom key must be a label dimension of the PCE before labels of it can be created; create it with
+        M(microseg.illumio.label_dimension). Otherwise the module fails (in check mode too) and says so.
     type: str
     required: true
   value:
@@ -65,6 +67,9 @@ attributes:
     support: full
     membership:
       - microseg.illumio.pce
+seealso:
+  - module: microseg.illumio.label_info
+  - module: microseg.illumio.label_dimension
 """
 
 EXAMPLES = r"""
@@ -89,6 +94,16 @@ EXAMPLES = r"""
         value: prod
         external_data_set: cmdb
         external_data_reference: ENV-0001
+
+    - name: A custom label key needs its label dimension first
+      microseg.illumio.label_dimension:
+        key: os
+        display_name: Operating system
+
+    - name: Then labels of that key can be created
+      microseg.illumio.label:
+        key: os
+        value: linux
 
     - name: Rename loc=dc1 to loc=frankfurt-1 (same href, workloads keep the label)
       microseg.illumio.label:

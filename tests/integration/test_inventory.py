@@ -379,6 +379,22 @@ def test_strings_from_the_pce_are_not_templated_in_plays(demo_org, ansible, conf
     reason="playbooks/sync_labels.yml needs the microseg.illumio.workload module (objects issue), not in this tree yet",
 )
 def test_sync_labels_pushes_inventory_labels_to_the_pce(demo_org, ansible, config, tmp_path):
+    # tier is no built-in label key: the PCE takes labels of it only once it is a label dimension.
+    dimension = ansible(
+        "ansible",
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        "-m",
+        "microseg.illumio.label_dimension",
+        "-a",
+        "key=tier display_name=Tier",
+    )
+    assert dimension.returncode == 0, dimension.output
     hrefs = demo_org.ensure_labels([("role", "app"), ("env", "staging")])
     created = demo_org.bulk_create(
         [{"hostname": "sync-target.demo.example", "labels": [{"href": hrefs[("role", "app")]}]}]

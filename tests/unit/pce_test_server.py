@@ -16,6 +16,7 @@ import socket
 import socketserver
 import ssl
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -334,6 +335,10 @@ class ConnectProxy(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 LABEL_COLLECTION = re.compile(r"^/api/v2/orgs/(\d+)/labels$")
 LABEL_OBJECT = re.compile(r"^/api/v2/orgs/(\d+)/labels/(\d+)$")
+DIMENSION_COLLECTION = re.compile(r"^/api/v2/orgs/(\d+)/label_dimensions$")
+DIMENSION_OBJECT = re.compile(r"^/api/v2/orgs/(\d+)/label_dimensions/([0-9a-f-]+)$")
+DIMENSION_FIELDS = ("key", "display_name", "display_info", "external_data_set", "external_data_reference")
+BUILTIN_DIMENSIONS = (("role", "Role"), ("app", "Application"), ("env", "Environment"), ("loc", "Location"))
 
 
 class FakePce:
@@ -347,6 +352,12 @@ class FakePce:
         self.labels: dict[int, dict] = {}
         self.in_use: set[str] = set()
         self._next_id = 1
+        # Label dimensions by UUID: the four built-in ones from the start, as on a PCE since 22.5.
+        self.dimensions: dict[str, dict] = {}
+        # False: a PCE older than label dimensions (GET label_dimensions is 404, any label key goes).
+        self.has_dimensions = True
+        for key, display_name in BUILTIN_DIMENSIONS:
+            self.add_dimension(key, display_name, builtin=True)
         self._lock = threading.Lock()
         self.server: TestServer | None = None
         self.server_ca: Path | None = None  # the CA that signed the server's certificate
@@ -367,6 +378,28 @@ class FakePce:
         }
         self.labels[label_id] = label
         return label
+
+    def add_dimension(self, key: str, display_name: str, builtin: bool = False, **extra) -> dict:
+        dimension_id = str(uuid.UUID(int=len(self.dimensions) + 1))
+        dimension = {
+            "href": f"/orgs/{self.org_id}/label_dimensions/{dimension_id}",
+            "key": key,
+            "display_name": display_name,
+            "display_info": extra.get("display_info"),
+            "external_data_set": extra.get("external_data_set"),
+            "external_data_reference": extra.get("external_data_reference"),
+            "caps": [] if builtin else ["write"],
+            "deleted": False,
+            "created_at": "2026-01-01T00:00:00.000Z",
+            "updated_at": "2026-01-01T00:00:00.000Z",
+            "created_by": {"href": "/users/0" if builtin else "/users/1"},
+            "updated_by": {"href": "/users/0" if builtin else "/users/1"},
+        }
+        self.dimensions[dimension_id] = dimension
+        return dimension
+
+    def dimension(self, key: str) -> dict | None:
+        return next((d for d in self.dimensions.values() if d["key"] == key and not d["deleted"]), None)
 
     def find(self, key: str, value: str) -> dict | None:
         return next((lbl for lbl in self.labels.values() if lbl["key"] == key and lbl["value"] == value), None)
@@ -395,6 +428,8 @@ class FakePce:
         if request.headers.get("authorization") != expected:
             return Reply(401, {"error": "Authentication required"})
         with self._lock:
+            if DIMENSION_COLLECTION.match(request.path) or DIMENSION_OBJECT.match(request.path):
+                return self._dimensions(request)
             collection = LABEL_COLLECTION.match(request.path)
             if collection and request.method == "GET":
                 return self._list(request)
@@ -433,6 +468,9 @@ class FakePce:
         unknown = set(body) - {"key", "value", "external_data_set", "external_data_reference"}
         if unknown or not body.get("key") or not body.get("value"):
             return Reply(406, [{"token": "input_validation_error", "message": f"Invalid label: {sorted(body)}"}])
+        if self.has_dimensions and self.dimension(body["key"]) is None:
+            message = f"Label key {body['key']} is not a supported label dimension"
+            return Reply(406, [{"token": "label_key_not_supported", "message": message}])
         duplicate = self._duplicate(body["key"], body["value"])
         if duplicate:
             return duplicate
@@ -447,6 +485,65 @@ class FakePce:
             return duplicate
         label.update(body)
         return Reply(204)
+
+    def _dimensions(self, request: Request) -> Reply:
+        if not self.has_dimensions:
+            return Reply(404, [{"token": "not_found", "message": "Not Found"}])
+        one = DIMENSION_OBJECT.match(request.path)
+        if one is None and request.method == "GET":
+            found = [d for d in self.dimensions.values() if not d["deleted"]]
+            for name in ("key", "display_name", "external_data_set", "external_data_reference"):
+                if name in request.query:
+                    found = [d for d in found if d[name] == request.query[name]]
+            if request.query.get("usage") == "true":
+                found = [dict(d, usage=self._usage(d)) for d in found]
+            return Reply(200, found, {"X-Total-Count": str(len(found))})
+        if one is None and request.method == "POST":
+            body = request.body or {}
+            if set(body) - set(DIMENSION_FIELDS) or not body.get("key") or not body.get("display_name"):
+                return Reply(406, [{"token": "input_validation_error", "message": f"Invalid body: {sorted(body)}"}])
+            problem = self._dimension_duplicate(body)
+            if problem:
+                return problem
+            extra = {name: body.get(name) for name in DIMENSION_FIELDS[2:]}
+            return Reply(201, self.add_dimension(body["key"], body["display_name"], **extra))
+        dimension = self.dimensions.get(one.group(2)) if one else None
+        if dimension is None or dimension["deleted"]:
+            return Reply(404, [{"token": "not_found", "message": "Not Found"}])
+        if request.method == "GET":
+            return Reply(200, dimension)
+        if request.method == "PUT":
+            body = request.body or {}
+            if "key" in body:
+                return Reply(406, [{"token": "label_dimension_key_immutable", "message": "The key can't change"}])
+            if set(body) - set(DIMENSION_FIELDS):
+                return Reply(406, [{"token": "input_validation_error", "message": f"Invalid body: {sorted(body)}"}])
+            problem = self._dimension_duplicate(body, other_than=dimension)
+            if problem:
+                return problem
+            dimension.update(body)
+            return Reply(204)
+        if request.method == "DELETE":
+            if dimension["created_by"]["href"] == "/users/0":
+                return Reply(406, [{"token": "input_validation_error", "message": "Built-in dimensions stay"}])
+            if self._usage(dimension)["labels"]:
+                message = f"label dimension {dimension['key']} is used by labels and can't be deleted"
+                return Reply(406, [{"token": "label_dimension_in_use", "message": message}])
+            dimension["deleted"] = True
+            return Reply(204)
+        return Reply(405, [{"token": "method_not_allowed", "message": "Method not allowed"}])
+
+    def _usage(self, dimension: dict) -> dict:
+        return {"labels": any(lbl["key"] == dimension["key"] for lbl in self.labels.values()), "label_groups": False}
+
+    def _dimension_duplicate(self, body: dict, other_than: dict | None = None) -> Reply | None:
+        for name in ("key", "display_name"):
+            for dimension in self.dimensions.values():
+                live = not dimension["deleted"] and dimension is not other_than
+                if live and name in body and dimension[name] == body[name]:
+                    message = f"a label dimension with {name} {body[name]} already exists"
+                    return Reply(406, [{"token": "input_validation_error", "message": message}])
+        return None
 
     def _delete(self, label: dict) -> Reply:
         if label["href"] in self.in_use:
