@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pcelab import validate as v
 from pcelab import virtual_service_model
+from pcelab.contract import contract
 from pcelab.errors import invalid, not_found
 
 if TYPE_CHECKING:
@@ -345,8 +346,8 @@ TYPES = {
         "ip_lists",
         "ip_list",
         False,
-        ("name", "description", "ip_ranges", "fqdns", *EXTERNAL),
-        ("name",),
+        contract("ip_lists").writable(),
+        contract("ip_lists").required,
         check_ip_list,
         {"description": None, "ip_ranges": [], "fqdns": [], "external_data_set": None, "external_data_reference": None},
     ),
@@ -354,8 +355,8 @@ TYPES = {
         "services",
         "service",
         False,
-        ("name", "description", "description_url", "process_name", "service_ports", "windows_services", *EXTERNAL),
-        ("name",),
+        contract("services").writable(),
+        contract("services").required,
         check_service,
         {
             "description": None,
@@ -370,8 +371,8 @@ TYPES = {
         "label_groups",
         "label_group",
         True,
-        ("name", "description", "key", "labels", "sub_groups", *EXTERNAL),
-        ("name", "key"),
+        contract("label_groups").writable(),
+        contract("label_groups").required,
         check_label_group,
         {"description": "", "labels": [], "sub_groups": [], "external_data_set": None, "external_data_reference": None},
     ),
@@ -379,8 +380,8 @@ TYPES = {
         "rule_sets",
         "rule_set",
         False,
-        ("name", "description", "enabled", "scopes", "rules", "ip_tables_rules", *EXTERNAL),
-        ("name", "scopes"),
+        contract("rule_sets").writable(),
+        contract("rule_sets").required,
         check_rule_set,
         {
             "description": "",
@@ -397,8 +398,8 @@ TYPES = {
         "enforcement_boundaries",
         "enforcement_boundary",
         False,
-        ("name", "description", "providers", "consumers", "ingress_services", "network_type"),
-        ("name", "providers", "consumers", "ingress_services"),
+        contract("enforcement_boundaries").writable(),
+        contract("enforcement_boundaries").required,
         check_enforcement_boundary,
         {"network_type": "brn"},
         caps=("write", "provision"),

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.routing import Route
 
 from pcelab import validate as v
+from pcelab.contract import contract
 from pcelab.errors import invalid, not_found
 from pcelab.http import Call, endpoint, require_body
 from pcelab.policy_model import (
@@ -33,18 +34,7 @@ BOOLEAN_FIELDS = {
     DENY: ("enabled", "unscoped_consumers", "override"),
 }
 FIELDS = {
-    ALLOW: (
-        *BOOLEAN_FIELDS[ALLOW],
-        "providers",
-        "consumers",
-        "ingress_services",
-        "resolve_labels_as",
-        "description",
-        "network_type",
-        "consuming_security_principals",
-        "external_data_set",
-        "external_data_reference",
-    ),
+    ALLOW: contract("rules").writable(),
     DENY: (*BOOLEAN_FIELDS[DENY], "providers", "consumers", "ingress_services", "description", "network_type"),
 }
 DEFAULTS = {

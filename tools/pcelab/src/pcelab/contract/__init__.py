@@ -5,7 +5,7 @@ in the standard `readOnly` keyword and in `x-pcelab`:
 
 - `collection`: the URL collection (`label_dimensions`); `sources`: where each fact comes from (public only);
 - `create_required`: fields a POST must carry; `create_only`: fields a POST may set but a PUT may not;
-- `optional`: fields an answer carries only when asked (`usage` with `usage=true`);
+- `optional`: fields an answer carries only when asked (`usage` with `usage=true`) or once set;
 - `query`: the query parameters a listing takes, each a JSON Schema of its text value.
 
 From one schema come the POST and PUT body checks (unknown and read-only fields refused, types, lengths,
@@ -62,6 +62,18 @@ class Contract:
     @functools.cached_property
     def _query(self) -> Draft202012Validator:
         return Draft202012Validator({"type": "object", "properties": self.rules.get("query", {})})
+
+    def writable(self, creating: bool = True) -> tuple[str, ...]:
+        """The fields a POST (or, with creating=False, a PUT) may carry."""
+        excluded = set() if creating else set(self.rules.get("create_only", ()))
+        return tuple(
+            name for name, spec in self.properties.items() if not spec.get("readOnly") and name not in excluded
+        )
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The fields a POST must carry."""
+        return tuple(self.rules.get("create_required", ()))
 
     def _request_schema(self, creating: bool) -> dict:
         excluded = set() if creating else set(self.rules.get("create_only", ()))
