@@ -48,8 +48,8 @@ def quiet():
             ("PUT", workload["href"], {}, ["labels", "interfaces", "ignored_interface_names"]),
             ("PUT", f"{ORG}/workloads/bulk_update", {"href": workload["href"]}, ["href", "labels"]),
             ("PUT", f"{ORG}/workloads/bulk_delete", {"href": workload["href"]}, ["href"]),
-            ("PUT", "/lab/admin/faults", {}, ["rate", "status", "next"]),
-            ("PUT", "/lab/admin/clock", {}, ["offset_seconds"]),
+            ("PUT", "https://testserver/lab/admin/faults", {}, ["rate", "status", "next"]),
+            ("PUT", "https://testserver/lab/admin/clock", {}, ["offset_seconds"]),
         ]  # fmt: skip
         yield client
     core.close()

@@ -9,7 +9,7 @@ import pytest
 from pcelab.app import endpoint_modules
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-NAMED = {"{org_id:int}": "{org}", "{kind:policy_kind}": "{kind}", "{api_version}": "{version}"}
+NAMED = {"{org_id:id}": "{org}", "{kind:policy_kind}": "{kind}", "{api_version}": "{version}"}
 
 
 def documented_path(path: str) -> str:

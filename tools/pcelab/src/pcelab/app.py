@@ -20,6 +20,7 @@ from starlette.responses import Response
 import pcelab.api
 from pcelab.core import Lab
 from pcelab.errors import LabError
+from pcelab.limits import body_limit, declared_too_large, too_large
 from pcelab.store import dumps
 
 log = logging.getLogger("pcelab")
@@ -80,7 +81,9 @@ def _error(status: int, token: str, message: str, headers: dict | None = None) -
 
 
 class Gate:
-    """Pure ASGI middleware: fault injection, HTTP Basic auth with API keys, the org check, access log."""
+    """Pure ASGI middleware: body size limit, fault injection, HTTP Basic auth with API keys, the org check,
+    access log. A body over pcelab.limits.MAX_BODY_BYTES is 413: by its Content-Length here, else when a handler
+    reads past the limit (every handler reads bodies through the `receive` wrapped here)."""
 
     def __init__(self, app, lab: Lab, access_log: bool = False):
         self.app = app
@@ -101,13 +104,15 @@ class Gate:
         if refusal is not None:
             await refusal(scope, receive, send_noting_status)
         else:
-            await self.app(scope, receive, send_noting_status)
+            await self.app(scope, body_limit(scope, receive), send_noting_status)
         if self.access_log:
             # Method, path and status only: never headers (Authorization) nor query strings with secrets.
             elapsed = (time.monotonic() - started) * 1000
             print(f"pcelab {scope['method']} {scope['path']} {status['code']} {elapsed:.1f}ms", file=sys.stderr)
 
     def _refusal(self, scope) -> Response | None:
+        if declared_too_large(scope):
+            return _error(413, "request_too_large", too_large().message)
         path = scope["path"]
         if not path.startswith(AUTHENTICATED_PREFIXES):
             return None

@@ -24,5 +24,7 @@ def not_found(what: str) -> LabError:
     return LabError("not_found", f"{what} not found", 404)
 
 
-def malformed_json() -> LabError:
-    return LabError("invalid_json", "the request body is not valid JSON", 400)
+def malformed_json(detail: str = "") -> LabError:
+    """400 invalid_json; `detail` says what is wrong when that is more than a syntax error (too deep, NaN...)."""
+    message = "the request body is not valid JSON"
+    return LabError("invalid_json", f"{message}: {detail}" if detail else message, 400)

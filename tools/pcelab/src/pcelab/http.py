@@ -11,7 +11,6 @@ error answer; anything else is logged and answered with a JSON 500 by the app's 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from starlette.responses import Response
 
 from pcelab.collections import collection_response
 from pcelab.errors import LabError, malformed_json
+from pcelab.limits import JsonRefused, loads
 from pcelab.store import dumps
 
 if TYPE_CHECKING:
@@ -76,11 +76,14 @@ def json_response(data: Any, status: int = 200, headers: dict | None = None) -> 
 
 
 def parse_body(raw: bytes) -> Any:
+    """The JSON body (see `pcelab.limits.loads` for what is refused), NO_BODY when there is none, else 400."""
     if not raw.strip():
         return NO_BODY
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return loads(raw)
+    except JsonRefused as refused:
+        raise malformed_json(str(refused)) from None
+    except ValueError:  # UnicodeDecodeError too
         raise malformed_json() from None
 
 

@@ -54,6 +54,17 @@ def integer(name: str, value: Any, low: int, high: int) -> int:
     return value
 
 
+def number(name: str, value: Any, low: float, high: float) -> float:
+    """A finite number (whole or not) from low to high."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise invalid(f"{name} must be a number from {_shown(low)} to {_shown(high)}")
+    return float(value)
+
+
+def _shown(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+
 def choice(name: str, value: Any, choices: Iterable[str]) -> str:
     choices = tuple(choices)
     if value not in choices:

@@ -29,7 +29,7 @@ from pcelab.errors import invalid, not_found
 from pcelab.http import Call, endpoint, require_body
 from pcelab.store import dumps
 
-ORG = "/api/v2/orgs/{org_id:int}"
+ORG = "/api/v2/orgs/{org_id:id}"
 CLUSTERS = "container_clusters"
 PROFILES = "container_workload_profiles"
 # Per cluster, what the lab keeps besides the answer: {"token_sha256", "default_profile"} (never the token itself).

@@ -8,7 +8,7 @@ from pcelab.clock import parse_iso
 from pcelab.errors import invalid
 from pcelab.http import Call, endpoint
 
-ORG = "/api/v2/orgs/{org_id:int}"
+ORG = "/api/v2/orgs/{org_id:id}"
 
 
 def _epoch(query, name: str) -> float | None:

@@ -1,7 +1,8 @@
 """Lab-only controls for tests, under /lab/admin/ (a prefix the real PCE doesn't have; API key required).
 
 GET/PUT /lab/admin/faults  {"rate": 0.0-1.0, "status": 429|503, "next": N}
-GET/PUT /lab/admin/clock   {"offset_seconds": float}   shifts the lab's clock (key expiry, timestamps)
+GET/PUT /lab/admin/clock   {"offset_seconds": float}   shifts the lab's clock (key expiry, timestamps), at most
+                                                        100 years either way (MAX_CLOCK_OFFSET)
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from starlette.routing import Route
 
 from pcelab import validate as v
 from pcelab.http import Call, endpoint, require_body
+
+# A century either way: far enough for any expiry test, near enough that every timestamp stays a valid date.
+MAX_CLOCK_OFFSET = 100 * 365.25 * 86400
 
 
 @endpoint
@@ -21,12 +25,10 @@ def get_faults(call: Call):
 def put_faults(call: Call):
     body = require_body(call)
     v.known_fields(body, ("rate", "status", "next"), "faults")
-    rate = body.get("rate", 0.0)
-    if isinstance(rate, bool) or not isinstance(rate, int | float):
-        raise v.invalid("rate must be a number from 0 to 1")
+    rate = v.number("rate", body.get("rate", 0.0), 0, 1)
     status = v.integer("status", body.get("status", 503), 429, 503)
     next_count = v.integer("next", body.get("next", 0), 0, 1_000_000)
-    call.lab.faults.configure(float(rate), status, next_count)
+    call.lab.faults.configure(rate, status, next_count)
     return call.lab.faults.describe()
 
 
@@ -39,10 +41,8 @@ def get_clock(call: Call):
 def put_clock(call: Call):
     body = require_body(call)
     v.known_fields(body, ("offset_seconds",), "clock")
-    offset = body.get("offset_seconds")
-    if isinstance(offset, bool) or not isinstance(offset, int | float):
-        raise v.invalid("offset_seconds must be a number")
-    call.lab.clock_offset = float(offset)
+    offset = v.number("offset_seconds", body.get("offset_seconds"), -MAX_CLOCK_OFFSET, MAX_CLOCK_OFFSET)
+    call.lab.clock_offset = offset
     return {"offset_seconds": call.lab.clock_offset, "now": call.lab.stamp()}
 
 

@@ -13,7 +13,7 @@ from pcelab.errors import LabError, invalid, not_found
 from pcelab.http import Call, endpoint, require_body
 from pcelab.store import dumps
 
-ORG = "/api/v2/orgs/{org_id:int}"
+ORG = "/api/v2/orgs/{org_id:id}"
 KIND = "labels"
 CONTRACT = contract(KIND)
 
@@ -158,7 +158,7 @@ def _brief(doc: dict) -> dict:
 ROUTES = [
     Route(f"{ORG}/labels", list_labels, methods=["GET"]),
     Route(f"{ORG}/labels", create_label, methods=["POST"]),
-    Route(f"{ORG}/labels/{{label_id:int}}", get_label, methods=["GET"]),
-    Route(f"{ORG}/labels/{{label_id:int}}", update_label, methods=["PUT"]),
-    Route(f"{ORG}/labels/{{label_id:int}}", delete_label, methods=["DELETE"]),
+    Route(f"{ORG}/labels/{{label_id:id}}", get_label, methods=["GET"]),
+    Route(f"{ORG}/labels/{{label_id:id}}", update_label, methods=["PUT"]),
+    Route(f"{ORG}/labels/{{label_id:id}}", delete_label, methods=["DELETE"]),
 ]

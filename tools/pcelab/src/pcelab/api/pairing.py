@@ -139,15 +139,26 @@ def _choice(choices: tuple[str, ...]):
     return check
 
 
+# The largest key lifespan (seconds, ~68 years) or number of uses: the PCE's 32-bit integer fields.
+MAX_KEY_LIMIT = 2**31 - 1
+
+
 def _limit(unit: str):
-    """'unlimited' or a positive whole number (given as number or digit string); stored as a string."""
+    """'unlimited' or a whole number from 1 to MAX_KEY_LIMIT (given as number or digit string); stored as a
+    string."""
 
     def check(key: str, value: object) -> str:
         if value == "unlimited":
             return value
-        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit() or int(value) < 1:
-            raise LabError("input_validation_error", f"{key} must be 'unlimited' or a positive number of {unit}")
-        return str(int(value))
+        number = 0
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and 0 < len(value) <= 10 and value.isascii() and value.isdigit():
+            number = int(value)
+        if not 1 <= number <= MAX_KEY_LIMIT:
+            message = f"{key} must be 'unlimited' or a number of {unit} from 1 to {MAX_KEY_LIMIT}"
+            raise LabError("input_validation_error", message)
+        return str(number)
 
     return check
 
@@ -536,12 +547,12 @@ def label_usage(core, org_id: int) -> dict[str, set[str]]:
     return {"pairing_profile": {label["href"] for row in rows for label in profile_settings(row)["labels"]}}
 
 
-ORG = "/api/v2/orgs/{org_id:int}"
+ORG = "/api/v2/orgs/{org_id:id}"
 ROUTES = [
     Route(f"{ORG}/pairing_profiles", list_profiles, methods=["GET"]),
     Route(f"{ORG}/pairing_profiles", create_profile, methods=["POST"]),
-    Route(f"{ORG}/pairing_profiles/{{profile_id:int}}", get_profile, methods=["GET"]),
-    Route(f"{ORG}/pairing_profiles/{{profile_id:int}}", update_profile, methods=["PUT"]),
-    Route(f"{ORG}/pairing_profiles/{{profile_id:int}}", delete_profile, methods=["DELETE"]),
-    Route(f"{ORG}/pairing_profiles/{{profile_id:int}}/pairing_key", create_pairing_key, methods=["POST"]),
+    Route(f"{ORG}/pairing_profiles/{{profile_id:id}}", get_profile, methods=["GET"]),
+    Route(f"{ORG}/pairing_profiles/{{profile_id:id}}", update_profile, methods=["PUT"]),
+    Route(f"{ORG}/pairing_profiles/{{profile_id:id}}", delete_profile, methods=["DELETE"]),
+    Route(f"{ORG}/pairing_profiles/{{profile_id:id}}/pairing_key", create_pairing_key, methods=["POST"]),
 ]

@@ -28,7 +28,7 @@ from pcelab.policy_model import (
 )
 from pcelab.store import dumps
 
-ORG = "/api/v2/orgs/{org_id:int}"
+ORG = "/api/v2/orgs/{org_id:id}"
 BUILTIN_USER = "/users/0"
 BUILTINS = {
     "ip_lists": {

@@ -12,7 +12,7 @@ from pcelab.http import NO_BODY, Call, endpoint
 from pcelab.policy_model import ACTIVE, DRAFT, TYPES, referenced_policy_hrefs, render, to_active
 from pcelab.store import dumps
 
-ORG = "/api/v2/orgs/{org_id:int}"
+ORG = "/api/v2/orgs/{org_id:id}"
 PROVISION_ORDER = ("label_groups", "ip_lists", "services", "virtual_services", "rule_sets", "enforcement_boundaries")
 
 
@@ -219,5 +219,5 @@ ROUTES = [
     Route(f"{ORG}/sec_policy/pending", get_pending, methods=["GET"]),
     Route(f"{ORG}/sec_policy", provision, methods=["POST"]),
     Route(f"{ORG}/sec_policy", list_versions, methods=["GET"]),
-    Route(f"{ORG}/sec_policy/{{version:int}}", get_version, methods=["GET"]),
+    Route(f"{ORG}/sec_policy/{{version:id}}", get_version, methods=["GET"]),
 ]

@@ -25,7 +25,7 @@ from pcelab.policy_model import (
 )
 from pcelab.store import dumps
 
-ORG = "/api/v2/orgs/{org_id:int}"
+ORG = "/api/v2/orgs/{org_id:id}"
 ALLOW, DENY = "sec_rules", "deny_rules"
 LIST_FIELD = {ALLOW: "rules", DENY: "deny_rules"}
 ACTOR_KINDS = ("actors", "label", "label_group", "ip_list", "workload", "virtual_service")
@@ -233,13 +233,13 @@ def _routes() -> list[Route]:
     for rule_kind in (ALLOW, DENY):
         for state in (DRAFT, ACTIVE):
             list_rules, get_rule, create_rule, update_rule, delete_rule = _handlers(rule_kind, state)
-            base = f"{ORG}/sec_policy/{state}/rule_sets/{{rule_set_id:int}}/{rule_kind}"
+            base = f"{ORG}/sec_policy/{state}/rule_sets/{{rule_set_id:id}}/{rule_kind}"
             routes.append(Route(base, list_rules, methods=["GET"]))
-            routes.append(Route(f"{base}/{{rule_id:int}}", get_rule, methods=["GET"]))
+            routes.append(Route(f"{base}/{{rule_id:id}}", get_rule, methods=["GET"]))
             if state == DRAFT:
                 routes.append(Route(base, create_rule, methods=["POST"]))
-                routes.append(Route(f"{base}/{{rule_id:int}}", update_rule, methods=["PUT"]))
-                routes.append(Route(f"{base}/{{rule_id:int}}", delete_rule, methods=["DELETE"]))
+                routes.append(Route(f"{base}/{{rule_id:id}}", update_rule, methods=["PUT"]))
+                routes.append(Route(f"{base}/{{rule_id:id}}", delete_rule, methods=["DELETE"]))
     return routes
 
 

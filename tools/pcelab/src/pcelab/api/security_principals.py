@@ -24,7 +24,7 @@ from pcelab.errors import LabError, invalid, not_found
 from pcelab.http import Call, endpoint, require_body
 from pcelab.store import dumps
 
-ORG = "/api/v2/orgs/{org_id:int}"
+ORG = "/api/v2/orgs/{org_id:id}"
 KIND = "security_principals"
 CONTRACT = contract(KIND)
 RULE_KINDS = ("rule_sets",)  # rules live inside their rule set's document

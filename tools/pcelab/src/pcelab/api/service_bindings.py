@@ -19,7 +19,7 @@ from pcelab.errors import LabError, invalid, not_found
 from pcelab.http import Call, endpoint, require_body
 from pcelab.store import dumps
 
-ORG = "/api/v2/orgs/{org_id:int}"
+ORG = "/api/v2/orgs/{org_id:id}"
 KIND = "service_bindings"
 CONTRACT = contract(KIND)
 MAX_BINDINGS = 1000

@@ -25,7 +25,7 @@ from pcelab import validate as v
 from pcelab.errors import invalid
 from pcelab.http import Call, endpoint, require_body
 
-ORG = "/api/v2/orgs/{org_id:int}"
+ORG = "/api/v2/orgs/{org_id:id}"
 VEN_TYPES = ("server", "endpoint")
 MAX_VALUE = 2_147_483_647
 # field -> lowest value besides -1 ("never"). The terraform provider checks 300 for both timers; the REST

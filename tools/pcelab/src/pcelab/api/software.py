@@ -31,6 +31,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from pcelab.api.ven_core import AGENT_TOKEN_HEADER, LabError, hash_token, lab, not_found, refusals_as_responses
+from pcelab.limits import parse_id
 
 LIBRARY_FOLDER = "ven_software"
 DEFAULT_FILE = "DEFAULT"
@@ -414,7 +415,8 @@ async def pairing_script(request: Request) -> Response:
     from pcelab.api.pairing import ProfileStore  # see _release_for_download
 
     with core.transaction() as db:
-        profile = ProfileStore(db).find_any_org(int(profile_id)) if profile_id.isdigit() else None
+        number = parse_id(profile_id)
+        profile = ProfileStore(db).find_any_org(number) if number is not None else None
     if profile is None:
         return _failing_script(script, f"no pairing profile {profile_id[:20]!r}", 404)
     media = "text/x-shellscript" if script.endswith(".sh") else "text/plain"
@@ -500,5 +502,5 @@ ROUTES = [
     Route("/api/{api_version}/software/ven/image", pairing_script, methods=["GET"]),
     Route("/lab/ven-software/select", select, methods=["GET"]),
     Route("/lab/ven-software/releases/{release}/{file}", download, methods=["GET"]),
-    Route("/api/v2/orgs/{org_id:int}/lab/ven_software_releases", list_releases, methods=["GET"]),
+    Route("/api/v2/orgs/{org_id:id}/lab/ven_software_releases", list_releases, methods=["GET"]),
 ]

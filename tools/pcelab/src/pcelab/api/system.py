@@ -10,7 +10,7 @@ from starlette.routing import Route
 from pcelab.errors import not_found
 from pcelab.http import Call, endpoint
 
-ORG = "/api/v2/orgs/{org_id:int}"
+ORG = "/api/v2/orgs/{org_id:id}"
 STARTED = time.monotonic()
 # The PCE release the lab answers as. Shape of GET /api/v2/product_version: version and display strings, the
 # build as a number (brian1917/illumioapi's Version type: version string, build int, long_display

@@ -13,7 +13,7 @@ import sqlite3
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import astuple, dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from uuid import uuid4
 
 from starlette.background import BackgroundTask
@@ -33,6 +33,10 @@ MAX_RESULTS_LIMIT = 200_000
 DEFAULT_MAX_RESULTS = 100_000
 # Column counts a CSV version 1 line may have: the 4-tuple, + num_connections, + first/last detected.
 CSV_COLUMN_COUNTS = (4, 5, 7)
+DAY_SECONDS = 86400
+# Flow times the lab takes: what a datetime can show, years 1 to 9999 (UTC).
+FIRST_EPOCH = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+LAST_EPOCH = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 
 class QueryError(LabError):
@@ -130,8 +134,8 @@ def _parse_ip(text: str, name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Add
 
 
 def _parse_int(text: str, name: str, low: int, high: int) -> int:
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise ValueError(f"{name} {text!r} is not a whole number from {low} to {high}")
+    if not (0 < len(text) <= len(str(high)) and text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+        raise ValueError(f"{name} {text[:40]!r} is not a whole number from {low} to {high}")
     return int(text)
 
 
@@ -142,13 +146,18 @@ def _parse_protocol(text: str) -> int:
 
 
 def _parse_timestamp(text: str, name: str) -> float:
-    if text.isdigit():
-        return float(text)
+    """Epoch seconds or an ISO 8601 time, from year 1 to 9999 (what a flow time can be shown as)."""
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{name} {text!r} is neither epoch seconds nor an ISO 8601 time") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        if text.isascii() and text.isdigit():
+            epoch = float(text)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            epoch = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError):
+        raise ValueError(f"{name} {text[:40]!r} is neither epoch seconds nor an ISO 8601 time") from None
+    if not FIRST_EPOCH <= epoch <= LAST_EPOCH:
+        raise ValueError(f"{name} {text[:40]!r} is not a time from year 1 to 9999")
+    return epoch
 
 
 def parse_csv(body: str, now: float) -> tuple[list[Flow], list[dict]]:
@@ -231,14 +240,13 @@ def _parse_query_time(value: object, name: str, end_of_day: bool) -> float:
         raise QueryError(f"{name} is required: a date (2024-01-31) or an ISO 8601 time")
     try:
         if len(value) == 10:
-            day = date.fromisoformat(value)
-            # A bare end date includes that whole day.
-            moment = datetime.combine(day + timedelta(days=1) if end_of_day else day, time(), tzinfo=UTC)
-            return moment.timestamp() - (0.001 if end_of_day else 0)
+            midnight = datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC).timestamp()
+            # A bare end date includes that whole day (9999-12-31 too: no date after it is needed).
+            return midnight + (DAY_SECONDS - 0.001 if end_of_day else 0)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise QueryError(f"{name} {value!r} is not a date or ISO 8601 time") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError):  # OverflowError: an offset moving the time out of years 1-9999
+        raise QueryError(f"{name} {value[:40]!r} is not a date or ISO 8601 time from year 1 to 9999") from None
 
 
 ACTOR_KINDS = ("label", "label_group", "workload", "ip_list", "ip_address", "actors")
@@ -559,14 +567,25 @@ CSV_CONTENT_TYPES = ("", "text/csv", "text/plain", "application/octet-stream")
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024
 
 
+def _inflate(raw: bytes, wbits: int) -> bytes:
+    """Decompressed, but never more than one byte past MAX_UPLOAD_BYTES (a small bomb must not fill memory)."""
+    inflater = zlib.decompressobj(wbits=wbits)
+    data = inflater.decompress(raw, MAX_UPLOAD_BYTES + 1)
+    if len(data) <= MAX_UPLOAD_BYTES:
+        data += inflater.flush()
+        if not inflater.eof:
+            raise zlib.error("incomplete or truncated stream")
+    return data
+
+
 def _upload_text(raw: bytes, encoding: str) -> str:
     """The CSV text of an upload, decompressed when the client says so (real clients send deflate)."""
     try:
         if encoding == "gzip":
-            raw = zlib.decompress(raw, wbits=31)
+            raw = _inflate(raw, wbits=31)
         elif encoding == "deflate":
             # RFC 9110 deflate is zlib-wrapped; some clients send the raw stream, so accept both.
-            raw = zlib.decompress(raw) if raw[:1] == b"\x78" else zlib.decompress(raw, wbits=-15)
+            raw = _inflate(raw, wbits=15 if raw[:1] == b"\x78" else -15)
         elif encoding not in ("", "identity"):
             raise LabError("input_validation_error", f"Content-Encoding {encoding} is not supported (gzip, deflate)")
     except zlib.error:
@@ -729,7 +748,7 @@ def setup(core) -> None:
         ensure_schema(db, SCHEMA)
 
 
-ORG = "/api/v2/orgs/{org_id:int}"
+ORG = "/api/v2/orgs/{org_id:id}"
 ROUTES = [
     Route(f"{ORG}/agents/bulk_traffic_flows", upload_flows, methods=["POST"]),
     Route(f"{ORG}/traffic_flows/async_queries", create_async_query, methods=["POST"]),

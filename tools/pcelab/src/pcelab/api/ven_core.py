@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pcelab.errors import LabError  # the core's one refusal type; the VEN modules import it from here
+from pcelab.limits import JsonRefused, loads
 
 AGENT_TOKEN_HEADER = "x-lab-agent-token"  # noqa: S105 - a header name, not a secret
 
@@ -100,8 +101,11 @@ def not_found(what: str) -> JSONResponse:
 
 
 async def json_body(request: Request) -> object:
+    """The JSON body, read and parsed under pcelab.limits (size, depth, numbers); 406 when it is not taken."""
     try:
-        return await request.json()
+        return loads(await request.body())
+    except JsonRefused as refused:
+        raise LabError("input_validation_error", f"the request body is not valid JSON: {refused}") from None
     except ValueError:
         raise LabError("input_validation_error", "the request body is not valid JSON") from None
 

@@ -565,7 +565,7 @@ def setup(core) -> None:
         views.append(workload_view)
 
 
-ORG = "/api/v2/orgs/{org_id:int}"
+ORG = "/api/v2/orgs/{org_id:id}"
 ROUTES = [
     Route(f"{ORG}/vens", list_vens, methods=["GET"]),
     # The bulk actions come before /vens/{uuid} so "upgrade" and "unpair" are never taken for UUIDs.
@@ -574,5 +574,5 @@ ROUTES = [
     Route(f"{ORG}/vens/{{uuid}}", get_ven, methods=["GET"]),
     Route(f"{ORG}/vens/{{uuid}}", update_ven, methods=["PUT"]),
     Route(f"{ORG}/vens/{{uuid}}/compatibility_report", get_compatibility_report, methods=["GET"]),
-    Route(f"{ORG}/agents/{{agent_id:int}}/compatibility_report", get_agent_compatibility_report, methods=["GET"]),
+    Route(f"{ORG}/agents/{{agent_id:id}}/compatibility_report", get_agent_compatibility_report, methods=["GET"]),
 ]

@@ -13,7 +13,7 @@ from pcelab import workload_model as model
 from pcelab.errors import LabError, invalid, not_found
 from pcelab.http import Call, endpoint, require_body
 
-ORG = "/api/v2/orgs/{org_id:int}"
+ORG = "/api/v2/orgs/{org_id:id}"
 KIND = "workloads"
 BULK_LIMIT = 1000
 PARTIAL_FILTERS = ("hostname", "name", "description")
