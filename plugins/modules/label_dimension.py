@@ -57,10 +57,6 @@ options:
         description:
           - Text color of the badge, as an HTML color such as V(#ffffff).
         type: str
-      sort_ordinal:
-        description:
-          - Position of the dimension in lists; lower numbers come first.
-        type: int
       display_name_plural:
         description:
           - The plural of O(display_name), for example V(Operating systems).
@@ -117,7 +113,6 @@ EXAMPLES = r"""
           initial: OS
           background_color: "#3c8dbc"
           foreground_color: "#ffffff"
-          sort_ordinal: 5000000
           display_name_plural: Operating systems
         external_data_set: cmdb
         external_data_reference: DIM-OS
@@ -162,14 +157,13 @@ label_dimension:
     display_info:
       description:
         - How the web console shows the dimension's labels (C(icon), C(initial), C(background_color),
-          C(foreground_color), C(sort_ordinal), C(display_name_plural)), or V(null).
+          C(foreground_color), C(display_name_plural)), or V(null).
       type: dict
       sample:
         icon: null
         initial: OS
         background_color: "#3c8dbc"
         foreground_color: "#ffffff"
-        sort_ordinal: 5000000
         display_name_plural: Operating systems
     external_data_set:
       description: External system the dimension comes from, or V(null).
@@ -199,7 +193,6 @@ def main():
                 initial=dict(type="str"),
                 background_color=dict(type="str"),
                 foreground_color=dict(type="str"),
-                sort_ordinal=dict(type="int"),
                 display_name_plural=dict(type="str"),
             ),
         ),

@@ -80,7 +80,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 label_dimensions:
-  description: The dimensions found, in the order the PCE's console shows them (by C(sort_ordinal)), then by key.
+  description: The dimensions found, by key.
   returned: always
   type: list
   elements: dict
@@ -100,14 +100,13 @@ label_dimensions:
     display_info:
       description:
         - How the web console shows the dimension's labels (C(icon), C(initial), C(background_color),
-          C(foreground_color), C(sort_ordinal), C(display_name_plural)), or V(null).
+          C(foreground_color), C(display_name_plural)), or V(null).
       type: dict
       sample:
         icon: null
         initial: OS
         background_color: "#3c8dbc"
         foreground_color: "#ffffff"
-        sort_ordinal: 5000000
         display_name_plural: Operating systems
     external_data_set:
       description: External system the dimension comes from, or V(null).

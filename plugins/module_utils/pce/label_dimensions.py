@@ -23,7 +23,6 @@ DISPLAY_INFO_FIELDS = (
     "initial",
     "background_color",
     "foreground_color",
-    "sort_ordinal",
     "display_name_plural",
 )
 # The PCE's error token when a label is created with a key that is no label dimension.
@@ -51,7 +50,7 @@ class LabelDimension(PceObjectType):
         found = self.read_collection(query or None)
         if key is not None:
             found = [doc for doc in found if doc.get("key") == key]
-        found.sort(key=lambda doc: (_sort_ordinal(doc), doc.get("key") or ""))
+        found.sort(key=lambda doc: doc.get("key") or "")
         views = []
         for doc in found:
             shown = self.view(doc)
@@ -117,11 +116,6 @@ class LabelDimension(PceObjectType):
                 token=error.token,
                 details=error.details,
             ) from None
-
-
-def _sort_ordinal(doc):
-    ordinal = (doc.get("display_info") or {}).get("sort_ordinal")
-    return ordinal if isinstance(ordinal, int) and not isinstance(ordinal, bool) else float("inf")
 
 
 def missing_dimension_error(key, error=None):

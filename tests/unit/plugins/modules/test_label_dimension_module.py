@@ -21,7 +21,7 @@ def run_label(fake_pce, check_mode=False, **args):
 OS = {
     "key": "os",
     "display_name": "Operating system",
-    "display_info": {"initial": "OS", "background_color": "#3c8dbc", "sort_ordinal": 5000000},
+    "display_info": {"initial": "OS", "background_color": "#3c8dbc", "display_name_plural": "Operating systems"},
     "external_data_set": "cmdb",
     "external_data_reference": "DIM-OS",
 }
@@ -132,16 +132,16 @@ def test_pce_refusal_is_a_clear_failure(fake_pce):
 
 
 def test_info_lists_all_sorted_or_one_by_key(fake_pce):
-    fake_pce.add_dimension("os", "OS", display_info={"sort_ordinal": 1})
+    fake_pce.add_dimension("os", "OS", display_info={"initial": "OS"})
     fake_pce.add_dimension("bu", "Business unit")
     found = info(fake_pce)
     assert found["changed"] is False
     keys = [d["key"] for d in found["label_dimensions"]]
-    assert keys[0] == "os"  # sort_ordinal first
-    assert sorted(keys) == ["app", "bu", "env", "loc", "os", "role"]
+    assert keys == ["app", "bu", "env", "loc", "os", "role"]
     builtin = {d["key"]: d["builtin"] for d in found["label_dimensions"]}
     assert builtin == {"os": False, "bu": False, "role": True, "app": True, "env": True, "loc": True}
     assert "usage" not in found["label_dimensions"][0]
+    assert found["label_dimensions"][4]["display_info"] == {"initial": "OS"}
 
     [os_dimension] = info(fake_pce, key="os")["label_dimensions"]
     assert os_dimension["display_name"] == "OS"
