@@ -135,6 +135,25 @@ def client():
     core.close()
 
 
+def connect_sdk(lab: LabProcess, org_id: int = 1):
+    """The official SDK (illumio 1.1.3) on a running lab, TLS verified with the lab CA; skips without the SDK."""
+    illumio = pytest.importorskip("illumio", reason="the official SDK (requirements/dev.in) is not installed")
+    host, port = lab.url.split("://", 1)[1].rsplit(":", 1)
+    pce = illumio.PolicyComputeEngine(host, port=port, org_id=org_id, retry_count=0)
+    pce.set_credentials(API_USER, API_SECRET)
+    pce.set_tls_settings(verify=lab.ca)
+    return pce
+
+
+@pytest.fixture
+def pce(lab, monkeypatch):
+    """The SDK on the module's lab. requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's
+    `verify` (the SDK sets only the session's): without them the lab CA is what verifies the server."""
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    return connect_sdk(lab)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _no_proxies_for_loopback():
     # The tests talk to 127.0.0.1; a proxy from the environment must not be in the way.

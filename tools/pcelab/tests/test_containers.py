@@ -7,7 +7,7 @@ import re
 import uuid
 
 import pytest
-from conftest import API_SECRET, API_USER, ORG
+from conftest import ORG
 from pcelab.contract import contract
 from shapes import sample, shape_gaps
 
@@ -411,23 +411,6 @@ def test_labels_used_by_profiles_count_as_usage_and_stay(client):
 
 
 # --- the official SDK against a running lab ---------------------------------------------------------------------------
-def _connect(lab):
-    illumio = pytest.importorskip("illumio", reason="the official SDK (requirements/dev.in) is not installed")
-    host, port = lab.url.split("://", 1)[1].rsplit(":", 1)
-    pce = illumio.PolicyComputeEngine(host, port=port, org_id=1, retry_count=0)
-    pce.set_credentials(API_USER, API_SECRET)
-    pce.set_tls_settings(verify=lab.ca)
-    return pce
-
-
-@pytest.fixture
-def pce(lab, monkeypatch):
-    # requests lets these override a session's `verify`; without them the lab CA set above verifies the server.
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    return _connect(lab)
-
-
 def test_sdk_container_clusters(pce):
     from illumio import ContainerCluster
 

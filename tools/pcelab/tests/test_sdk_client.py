@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest import API_SECRET, API_USER
+from conftest import connect_sdk
 from pcelab.contract import contract
 from shapes import sample, shape_gaps
 from ven_helpers import pair_ven
@@ -29,7 +29,6 @@ from illumio import (  # noqa: E402 - after the import check
     LabelGroup,
     LabelSet,
     PairingProfile,
-    PolicyComputeEngine,
     PortOverride,
     Rule,
     RuleSet,
@@ -47,31 +46,14 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def connect(lab, org_id: int = 1) -> PolicyComputeEngine:
-    host, port = lab.url.split("://", 1)[1].rsplit(":", 1)
-    pce = PolicyComputeEngine(host, port=port, org_id=org_id, retry_count=0)
-    pce.set_credentials(API_USER, API_SECRET)
-    pce.set_tls_settings(verify=lab.ca)  # the lab CA: TLS stays verified
-    return pce
-
-
-@pytest.fixture
-def pce(lab, monkeypatch):
-    # requests lets these variables override a session's `verify` (the SDK sets only the session's): without
-    # them the lab CA given above is what verifies the server.
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    return connect(lab)
-
-
 def test_check_connection(lab, pce):
     assert pce.check_connection() is True
     pce.must_connect()
-    assert connect(lab, org_id=2).check_connection() is False  # the lab serves org 1 only
+    assert connect_sdk(lab, org_id=2).check_connection() is False  # the lab serves org 1 only
 
 
 def test_tls_is_verified(lab, pce):
-    untrusting = connect(lab)
+    untrusting = connect_sdk(lab)
     untrusting.set_tls_settings(verify=True)  # the system CAs do not know the lab CA
     assert untrusting.check_connection() is False
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import API_SECRET, API_USER, ORG
+from conftest import ORG
 from pcelab.contract import contract
 from shapes import sample, shape_gaps
 
@@ -295,18 +295,6 @@ def test_unknown_virtual_services_are_404(client):
 
 
 # --- the official SDK (illumio 1.1.3) against a running lab -----------------------------------------------
-@pytest.fixture
-def pce(lab, monkeypatch):
-    illumio = pytest.importorskip("illumio", reason="the official SDK (requirements/dev.in) is not installed")
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)  # else requests ignores the session's verify
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    host, port = lab.url.split("://", 1)[1].rsplit(":", 1)
-    pce = illumio.PolicyComputeEngine(host, port=port, org_id=1, retry_count=0)
-    pce.set_credentials(API_USER, API_SECRET)
-    pce.set_tls_settings(verify=lab.ca)
-    return pce
-
-
 def test_the_sdk_creates_provisions_and_reads_virtual_services(pce):
     import illumio
 
