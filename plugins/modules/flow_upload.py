@@ -115,7 +115,14 @@ flows_rejected:
   returned: always
   type: int
 batches_sent:
-  description: Upload requests made.
+  description: Batches that reached the PCE - it answered the upload request, or a check after a lost answer
+    found them stored. A request that never got through (a failed TLS handshake, a refused connection) is not
+    counted.
+  returned: always
+  type: int
+batches_in_doubt:
+  description: Batches sent without an answer whose storing the PCE's traffic could not yet confirm or rule out
+    (the run failed); the next run checks them before anything is sent again.
   returned: always
   type: int
 resumed_batches:

@@ -550,6 +550,7 @@ class Uploader(object):
             "flows_accepted": 0,
             "flows_rejected": 0,
             "batches_sent": 0,
+            "batches_in_doubt": 0,
             "resumed_batches": 0,
             "skipped_present_batches": 0,
             "resent_batches": 0,
@@ -648,14 +649,11 @@ class Uploader(object):
                 % (in_flight["start"] + 1, in_flight["end"], spool.name, MAX_SENDS_PER_BATCH)
             )
         self._attempts[key] = attempts
-        status["sent"] += len(lines)
-        status["batches"] += 1
-        self.result["flows_sent"] += len(lines)
-        self.result["batches_sent"] += 1
-        self.result["changed"] = True
         try:
             answer = post_flows(self.client, lines, self.compress)
         except PceError as error:
+            if error.status is not None:
+                self._reached(status, lines)  # the PCE (or its gateway) answered
             if error.status is not None and error.status < 500:
                 # The PCE answered and refused the whole request: nothing was stored.
                 spool.progress["in_flight"] = None
@@ -663,7 +661,7 @@ class Uploader(object):
                 raise
             # No answer (or a server error): the PCE may or may not have stored the batch.
             try:
-                self._settle(spool, status, resumed=False)
+                self._settle(spool, status, resumed=False, unanswered=error.status is None)
             except PceError as check_error:
                 raise PceError(
                     "lines %d-%d: the upload got no answer (%s), and whether the PCE stored them cannot be checked "
@@ -671,11 +669,21 @@ class Uploader(object):
                     % (in_flight["start"] + 1, in_flight["end"], error, check_error)
                 ) from None
             return
+        self._reached(status, lines)
+        self.result["changed"] = True
         rejected = rejected_entries(answer, lines, numbers, spool)
         failed = answer.get("num_flows_failed")
         failed = len(rejected) if not isinstance(failed, int) else max(failed, len(rejected))
         accepted = len(lines) - failed
         self._record(spool, status, accepted, rejected, "answered")
+
+    def _reached(self, status, lines):
+        """Count a batch that reached the PCE: answered, or found stored after its answer was lost. A batch that
+        never got through (a failed TLS handshake, a refused connection) is not counted as sent."""
+        status["sent"] += len(lines)
+        status["batches"] += 1
+        self.result["flows_sent"] += len(lines)
+        self.result["batches_sent"] += 1
 
     def _record(self, spool, status, accepted, rejected, how):
         progress, in_flight = spool.progress, spool.progress["in_flight"]
@@ -701,12 +709,14 @@ class Uploader(object):
         self.result["flows_accepted"] += accepted
         self.result["flows_rejected"] += len(rejected)
 
-    def _settle(self, spool, status, resumed):
-        """Decide an in-flight batch: skip it when the PCE has it, send it again when it does not."""
+    def _settle(self, spool, status, resumed, unanswered=False):
+        """Decide an in-flight batch: skip it when the PCE has it, send it again when it does not. `unanswered`:
+        this run sent it and got no answer at all (so it was not counted as sent yet)."""
         in_flight = spool.progress["in_flight"]
         lines, numbers = batch_lines(spool, in_flight["start"], in_flight["end"], in_flight["probes"])
         if batch_digest(lines) != in_flight["sha256"]:
             raise PceError("the in-flight batch of %s no longer matches its record" % spool.name)
+        self.result["batches_in_doubt"] += 1  # until the PCE's traffic tells
         presence, seen = batch_presence(self.client, in_flight, self.query_timeout)
         status.setdefault("checks", []).append(
             {"lines": [in_flight["start"] + 1, in_flight["end"]], "presence": presence, "probes": seen}
@@ -725,7 +735,10 @@ class Uploader(object):
                     )
                 )
             presence = "absent" if self.in_doubt == "resend" else "present"
+        self.result["batches_in_doubt"] -= 1
         if presence == "present":
+            if unanswered:
+                self._reached(status, lines)
             self.result["skipped_present_batches"] += 1
             rejected = locally_rejected(lines, numbers, spool)
             self._record(spool, status, len(lines) - len(rejected), rejected, "found_on_pce")

@@ -257,3 +257,20 @@ def test_gateway_errors_without_the_batch_on_the_pce_are_resent_a_bounded_number
     assert pce.flows == []
     progress = json.loads((spool / "flows-20261123T130000Z-0.csv.progress").read_text())
     assert progress["in_flight"]["start"] == 0
+
+
+def test_a_failed_tls_handshake_sends_no_batch_and_changes_nothing(pce, tls_files, tmp_path):
+    """Issue 17, finding 3: the handshake failed, so no batch reached the PCE (it said batches_sent 1, changed)."""
+    spool = tmp_path / "spool"
+    write_spool(spool, files=1, per_file=10)
+    failed = upload(pce, spool, ca_path=str(tls_files.other_ca_cert))
+    assert failed["failed"] is True and "TLS certificate verification failed" in failed["msg"]
+    assert failed["changed"] is False
+    assert failed["batches_sent"] == 0 and failed["flows_sent"] == 0
+    assert failed["batches_in_doubt"] == 1  # the module cannot tell yet; the next run checks before resending
+    assert pce.uploads == [] and pce.flows == []
+    # Once the PCE can be reached, the batch is checked (absent), sent once, and counted once.
+    done = upload(pce, spool)
+    assert done["changed"] is True and done["batches_sent"] == 1 and done["batches_in_doubt"] == 0
+    assert done["resumed_batches"] == 1 and done["resent_batches"] == 1
+    assert len(pce.flows) == 10
