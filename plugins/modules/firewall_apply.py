@@ -30,10 +30,14 @@ description:
     (C(-A ILO-NAME ...)) and adds jumps to them from C(INPUT), C(OUTPUT) or C(FORWARD)
     (C(-A INPUT ... -j ILO-NAME) or C(-I INPUT ... -j ILO-NAME)). Rules may only jump to C(ILO-*) chains or
     to the standard targets (C(ACCEPT), C(DROP), C(REJECT), C(RETURN), C(LOG), C(NFLOG), C(AUDIT),
-    C(MARK), C(CONNMARK), C(SET)) and only use C(ILO-*) sets. Applying replaces all of our chains and jumps
+    C(MARK), C(CONNMARK), C(SET)) and only use C(ILO-*) sets. The rules are read as iptables reads them:
+    words split as C(iptables-restore) splits them (double quotes only), and every spelling of an option that
+    names a chain or a set counts - an unambiguous prefix of a long option (C(--add-se) is C(--add-set)),
+    C(--option=value), C(-jNAME), the set match's old C(--set). Applying replaces all of our chains and jumps
     of a family in one C(iptables-restore --noflush) transaction. A family without rules given ends up
     without our chains.
-  - B(ipset input) (O(ipset_rules)) is C(ipset restore) text that only names C(ILO-*) sets. Replace a set
+  - B(ipset input) (O(ipset_rules)) is C(ipset restore) text that only names C(ILO-*) sets (a C(list:set)
+    only holds C(ILO-*) sets). Replace a set
     atomically by building a temporary set and swapping it in -
     C(create ILO-web-t hash:net family inet), C(add ILO-web-t 10.0.0.0/24),
     C(create ILO-web hash:net family inet -exist), C(swap ILO-web-t ILO-web), C(destroy ILO-web-t). Sets
@@ -42,8 +46,14 @@ description:
   - B(Idempotence.) The wanted ruleset is loaded into a throw-away network namespace (C(unshare --net))
     and the listing of our objects there is compared with the live listing (counters, timeouts, the
     elements of dynamic sets and of the flow recording's generation maps C(flow_gen_*) left out); the task
-    changes nothing when they are equal. Without C(unshare) it
-    compares the input with the one it last applied and the live listing with the one taken then.
+    changes nothing when they are equal. The trial is also the only load before the real one: nothing is tried
+    on the live host.
+  - B(Without a scratch namespace) (no C(unshare), or C(unshare --net) not allowed, as in some containers) an
+    nftables script is still checked with C(nft -c) (which changes nothing) and the task compares the input
+    with the one it last applied and the live listing with the one taken then. An iptables ruleset is refused
+    with nothing changed: the only check left, C(iptables-restore --test), parses the rules against the live
+    host, where the set match and the C(SET) target look every set name up among the host's own ipsets, so it
+    cannot stop a rule that uses someone else's set.
   - B(Saves and restores.) Before changing anything it saves the current state of our objects (only ours)
     in O(state_dir). If applying fails half way (iptables and ipset are not one transaction together), that
     state is restored at once.
@@ -68,7 +78,8 @@ description:
   - O(state=absent) cancels a pending rollback and removes our table or chains, jumps and sets, the unit and
     the files in O(state_dir), nothing else.
   - Needs root, C(nft) or C(iptables-restore)/C(iptables-save) (and C(ip6tables-*), C(ipset) when used),
-    C(sh) and C(awk). Python 3.6 or later, standard library only.
+    C(sh) and C(awk); for iptables also C(unshare) with the right to make a network namespace. Python 3.6 or
+    later, standard library only.
 options:
   state:
     description:
@@ -311,7 +322,20 @@ TABLE_NAME = "illumio"
 PREFIX = "ILO-"
 BUILTIN_CHAINS = ("INPUT", "OUTPUT", "FORWARD")
 STANDARD_TARGETS = frozenset(["ACCEPT", "DROP", "REJECT", "RETURN", "LOG", "NFLOG", "AUDIT", "MARK", "CONNMARK", "SET"])
-SET_OPTIONS = frozenset(["--match-set", "--add-set", "--del-set", "--map-set"])
+# The long options of iptables (and its set match and SET target) that name a chain or a set, by what they name.
+# iptables parses options with getopt_long, which takes any unambiguous prefix of a long option (and --opt=value)
+# as that option: `--add-se keepset` is --add-set. "set" is the set match's old name of --match-set.
+# ipset's list:set type, by its name and its alias (ipset_list_set.c).
+LIST_SET_TYPES = frozenset(["list:set", "setlist"])
+TARGET_OPTIONS = ("jump", "goto")
+SET_OPTIONS = ("match-set", "add-set", "del-set", "map-set")
+OLD_SET_OPTION = "set"
+# Long options whose full name is the prefix of one above: given in full, getopt_long takes them as themselves.
+OTHER_LONG_OPTIONS = frozenset(["match"])
+# iptables' short options that take an argument (IPT_OPTSTRING "-:A:C:D:R:I:L::S::M:F::Z::N:X::E:P:Vh::o:p:s:d:j:i:
+# fbvw::W::nt:m:xc:g:46"): required ones take the rest of the word or the next word, optional ones the rest only.
+SHORT_REQUIRED_ARG = frozenset("ACDRIMNEPopsdjitmcg")
+SHORT_OPTIONAL_ARG = frozenset("LSFZXhwW")
 NFT_FAMILIES = frozenset(["ip", "ip6", "inet", "arp", "bridge", "netdev"])
 NFT_VERBS = frozenset(["add", "create", "insert", "replace", "delete", "destroy", "flush", "reset"])
 # Objects that live in a table: `[verb] KIND [family] table ...`.
@@ -558,23 +582,117 @@ def _split(line, where):
         raise FirewallError("%s: cannot parse %r: %s" % (where, line, exc)) from None
 
 
+def iptables_words(line, where):
+    """The words of an iptables-restore rule line, split as iptables-restore splits them (add_param_to_argv).
+
+    Words are separated by blanks; a double quote opens or closes a quoted part, a closing quote ends the word, and
+    a backslash escapes the next character inside quotes only. Single quotes are ordinary characters. A quote that
+    is never closed is refused (iptables-restore would silently drop that last word).
+    """
+    words = []
+    word = []
+    started = False
+    quoted = False
+    escaped = False
+    for char in line:
+        if quoted:
+            if escaped:
+                word.append(char)
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = False
+                words.append("".join(word))
+                word, started = [], False
+            else:
+                word.append(char)
+            continue
+        if char == '"':
+            quoted, started = True, True
+        elif char in " \t\n":
+            if started:
+                words.append("".join(word))
+                word, started = [], False
+        else:
+            word.append(char)
+            started = True
+    if quoted:
+        raise FirewallError("%s: cannot parse %r: a double quote is never closed" % (where, line))
+    if started:
+        words.append("".join(word))
+    return words
+
+
 def _ours(name):
     return name.startswith(PREFIX) and len(name) > len(PREFIX)
 
 
-def _target(words):
-    """(option, target) of a rule's -j/-g, or (None, None)."""
-    found = (None, None)
-    for index, word in enumerate(words[:-1]):
-        if word in ("-j", "--jump", "-g", "--goto"):
-            found = (word, words[index + 1])
+def _may_load_set_match(words):
+    """Whether a rule may load the set match (-m set, --match set, -mset, --match=set, an abbreviation of --match)."""
+    for index, word in enumerate(words):
+        if word == "set" and index > 0 and words[index - 1].startswith("-"):
+            return True
+        if word.startswith("--") and word.partition("=")[2] == "set":
+            return True
+        if not word.startswith("--") and word.startswith("-") and word.endswith("mset"):
+            return True
+    return False
+
+
+def iptables_references(words):
+    """What a rule's words name, as iptables would parse them: [(kind, option as written, value, index)].
+
+    kind is "target" (-j/--jump, -g/--goto: a chain or a target) or "set" (--match-set, --add-set, --del-set,
+    --map-set, the set match's old --set). Long options count in full, abbreviated to any prefix that is not the
+    full name of another option, and as --option=value; short ones alone (-j X), with the value attached (-jX) and
+    after other short options (-vjX). Every word is looked at, whatever option came before it, so that nothing
+    iptables could take as one of these options is missed (a word that is the value of another option is at worst
+    refused for nothing).
+    """
+    long_options = [(name, "target") for name in TARGET_OPTIONS] + [(name, "set") for name in SET_OPTIONS]
+    if _may_load_set_match(words):
+        long_options.append((OLD_SET_OPTION, "set"))
+    found = []
+    for index, word in enumerate(words):
+        following = words[index + 1] if index + 1 < len(words) else None
+        if word.startswith("--") and len(word) > 2:
+            name, equals, attached = word[2:].partition("=")
+            value = attached if equals else following
+            exact = [kind for option, kind in long_options if option == name]
+            if exact:
+                kinds = exact
+            elif name in OTHER_LONG_OPTIONS:
+                kinds = []
+            else:
+                kinds = sorted(set(kind for option, kind in long_options if option.startswith(name)))
+            for kind in kinds:
+                found.append((kind, word, value, index))
+        elif word.startswith("-") and len(word) > 1 and word[1] != "-":
+            for position in range(1, len(word)):
+                char = word[position]
+                rest = word[position + 1 :]
+                if char in "jg":
+                    found.append(("target", word, rest if rest else following, index))
+                    break
+                if char in SHORT_REQUIRED_ARG or char in SHORT_OPTIONAL_ARG:
+                    break
     return found
 
 
-def _check_rule_words(words, where):
-    for index, word in enumerate(words[:-1]):
-        if word in SET_OPTIONS and not _ours(words[index + 1]):
-            raise FirewallError("%s: set %s is not ours; rules may only use ILO-* sets" % (where, words[index + 1]))
+def _reference_error(where, kind, option, value):
+    value = "(none)" if value is None else value
+    if kind == "set":
+        what = "set %s is not ours; rules may only use ILO-* sets" % value
+    else:
+        what = "target %s is neither an ILO-* chain nor a standard target (%s)" % (
+            value,
+            ", ".join(sorted(STANDARD_TARGETS)),
+        )
+    if option not in ("-j", "-g") and option[2:] not in TARGET_OPTIONS + SET_OPTIONS:
+        what += " (written %s: iptables takes any unambiguous prefix of a long option, --option=value and -jX " % option
+        what += "as that option)"
+    return FirewallError("%s: %s" % (where, what))
 
 
 def check_iptables_rules(text, label):
@@ -608,24 +726,31 @@ def check_iptables_rules(text, label):
                 )
             body.append(line)
             continue
-        words = _split(line, where)
+        words = iptables_words(line, where)
         if words and re.match(r"^\[\d+:\d+\]$", words[0]):
             words = words[1:]
         if len(words) < 2 or words[0] not in ("-A", "--append", "-I", "--insert"):
             raise FirewallError("%s: only -A/-I rules and :ILO-* chain lines are allowed, not %r" % (where, line))
         chain = words[1]
-        option, target = _target(words)
-        _check_rule_words(words, where)
+        references = iptables_references(words[2:])
+        for kind, option, value, _index in references:
+            if kind == "set" and not (value and _ours(value)):
+                raise _reference_error(where, kind, option, value)
+        targets = [(option, value, index + 2) for kind, option, value, index in references if kind == "target"]
         if _ours(chain):
             if words[0] in ("-I", "--insert"):
                 raise FirewallError("%s: use -A for rules in our chains (-I is for the jumps only)" % where)
-            if target is not None and not (_ours(target) or target in STANDARD_TARGETS):
-                raise FirewallError(
-                    "%s: target %s is neither an ILO-* chain nor a standard target (%s)"
-                    % (where, target, ", ".join(sorted(STANDARD_TARGETS)))
-                )
+            for option, value, _index in targets:
+                if not (value and (_ours(value) or value in STANDARD_TARGETS)):
+                    raise _reference_error(where, "target", option, value)
         elif chain in BUILTIN_CHAINS:
-            if option not in ("-j", "--jump", "-g", "--goto") or not _ours(target) or words[-2] != option:
+            last = len(words) - 2
+            if not (
+                len(targets) == 1
+                and targets[0][2] == last
+                and words[last] in ("-j", "--jump", "-g", "--goto")
+                and _ours(words[-1])
+            ):
                 raise FirewallError(
                     "%s: a rule in %s may only jump to an ILO-* chain (as its last option)" % (where, chain)
                 )
@@ -640,10 +765,13 @@ def check_iptables_rules(text, label):
     return body
 
 
-def check_ipset_rules(text):
-    """Names of the sets that exist after the text ran on a host without our sets; refuses foreign names."""
+def check_ipset_rules(text, live_types=None):
+    """Names of the sets that exist after the text ran on a host without our sets; refuses foreign names.
+
+    live_types: {name: type} of our sets on the host, for lines that add to a set the text does not create.
+    """
     exists = set()
-    types = {}
+    types = dict(live_types or {})
     aliases = {
         "create": "create",
         "-N": "create",
@@ -686,15 +814,19 @@ def check_ipset_rules(text):
         if command == "create":
             exists.add(name)
             types[name] = words[2] if len(words) > 2 else ""
-        elif command == "add" and types.get(name) == "list:set" and len(words) > 2 and not _ours(words[2]):
-            raise FirewallError("%s: list:set %s may only hold ILO-* sets" % (where, name))
+        elif command in ("add", "del") and types.get(name) in LIST_SET_TYPES and len(words) > 2:
+            if not _ours(words[2]):
+                raise FirewallError("%s: list:set %s may only hold ILO-* sets" % (where, name))
         elif command == "destroy":
             exists.discard(name)
+            types.pop(name, None)
         elif command == "swap":
             exists.update(names)
+            types[names[0]], types[names[1]] = types.get(names[1]), types.get(names[0])
         elif command == "rename":
             exists.discard(names[0])
             exists.add(names[1])
+            types[names[1]] = types.pop(names[0], None)
     return sorted(exists)
 
 
@@ -812,6 +944,10 @@ class IpsetState(object):
             lines.append(self.creates[name])
             lines.extend(self.members.get(name, []))
         return "\n".join(lines) + "\n" if lines else ""
+
+    def types(self):
+        """{name: type} of our sets."""
+        return dict((name, [*self.creates[name].split(), "", "", ""][2]) for name in self.order)
 
     def canonical(self):
         lines = []
@@ -1122,6 +1258,7 @@ class Host(object):
             "unshare": find("unshare"),
             "sh": find("sh") or "/bin/sh",
         }
+        self.no_scratch = None
 
     def has(self, tool):
         return bool(self.tools.get(tool))
@@ -1162,9 +1299,9 @@ class Host(object):
         rc, out, _err = self.run([self.tools["ipset"], "save"], check=False)
         return IpsetState.parse(out) if rc == 0 else IpsetState()
 
-    def xtables_restore(self, family, text, test=False):
+    def xtables_restore(self, family, text):
         tool = self.tools["iptables_restore" if family == "v4" else "ip6tables_restore"]
-        args = [tool, "--noflush"] + (["--test"] if test else [])
+        args = [tool, "--noflush"]
         self.run(args, data=text, what=" ".join([os.path.basename(tool), *args[1:]]))
 
     def ipset_restore(self, text):
@@ -1177,9 +1314,11 @@ class Host(object):
     def trial(self, backend, files):
         """Canonical listing of the wanted ruleset loaded into a new network namespace.
 
-        Returns (listing, None), or (None, error) when it does not load there, or (None, None) without unshare.
+        Returns (listing, None), or (None, error) when it does not load there, or (None, None) when no scratch
+        namespace can be made (self.no_scratch says why).
         """
         if not self.has("unshare"):
+            self.no_scratch = "unshare (util-linux) is not installed"
             return None, None
         q = shlex.quote
         t = self.tools
@@ -1209,6 +1348,7 @@ class Host(object):
         rc, out, err = self.run([t["unshare"], "--net", "--", t["sh"], "-c", script], check=False)
         if rc != 0:
             if "unshare failed" in err:
+                self.no_scratch = "unshare --net failed: %s" % err.strip()
                 return None, None
             return None, (err or out).strip()
         parts = split_dumps(out)
@@ -1469,9 +1609,11 @@ class FirewallApply(object):
         check_xtables = backend == "iptables" or "iptables" in record.get("backends", [])
         current = Current(self.host, nft=True, xtables=check_xtables)
         current.check_foreign_refs()
+        if backend == "iptables":
+            check_ipset_rules(wanted["ipset.rules"], current.ipset.types())  # adds to our list:sets already there
         before = current.canonical()
         input_hash = sha256(backend, *[wanted.get(name) for name in SNAPSHOT_FILES])
-        after, unchanged = self.compare(backend, wanted, bodies, wanted_sets, current, before, record, input_hash)
+        after, unchanged = self.compare(backend, wanted, before, record, input_hash)
         if self.module._diff:
             self.result["diff"] = {
                 "before": before,
@@ -1510,7 +1652,7 @@ class FirewallApply(object):
         self.boot_unit()
         self.state.collect_garbage()
 
-    def compare(self, backend, wanted, bodies, wanted_sets, current, before, record, input_hash):
+    def compare(self, backend, wanted, before, record, input_hash):
         """(listing after the apply, whether the live firewall already is that), checking the ruleset on the way."""
         tmp = tempfile.mkdtemp(prefix="firewall_apply-", dir=self.module.tmpdir)
         try:
@@ -1527,10 +1669,20 @@ class FirewallApply(object):
             raise FirewallError("the ruleset does not load (trial in a scratch network namespace): %s" % error)
         if after is not None:
             return after, after == before
-        # No trial (no unshare, or an nft script that needs this host's interfaces and passed nft -c): compare
-        # the input with the last applied one and the live listing with the one taken right after that apply.
         if backend == "iptables":
-            self.fallback_test(current, bodies, wanted_sets)
+            # A check on the host itself cannot stand in for the trial: `iptables-restore --test` parses the rules
+            # against the live host (the set match and SET target look every set name up among the host's own
+            # ipsets), so a rule naming someone else's set passes it, and applying is the first real load.
+            raise FirewallError(
+                "the iptables ruleset cannot be checked before it is applied: that needs a scratch network namespace "
+                "(%s). Nothing was changed; a check against the live host would accept rules that use the host's "
+                "other ipsets. Install util-linux's unshare, or run where `unshare --net` is allowed."
+                % (getattr(self.host, "no_scratch", None) or "none could be made")
+            )
+        # No trial for an nft script (no scratch namespace, or it needs this host's interfaces and passed nft -c,
+        # which checks it against the live host without changing anything; nft scripts can only name objects of
+        # our own table): compare the input with the last applied one and the live listing with the one taken
+        # right after that apply.
         unchanged = record.get("input_sha256") == input_hash and record.get("canonical") == before
         if unchanged:
             return before, True
@@ -1546,13 +1698,6 @@ class FirewallApply(object):
     def lkg_differs(self, backend, wanted, current):
         files = self.lkg_files(backend, wanted, current)
         return self.state.snapshot_files("lkg") != dict((name, files.get(name) or "") for name in SNAPSHOT_FILES)
-
-    def fallback_test(self, current, bodies, wanted_sets):
-        """Without a scratch namespace: iptables-restore --test, where the sets the rules use exist already."""
-        if not set(wanted_sets) - set(current.ipset.order):
-            for family in ("v4", "v6"):
-                if bodies[family]:
-                    self.host.xtables_restore(family, replace_text(getattr(current, family), bodies[family]), test=True)
 
     def save_backup(self, current, involved, pending, rollback):
         """Save the state to roll back to, unless an unconfirmed apply is pending: then keep the one saved before it."""

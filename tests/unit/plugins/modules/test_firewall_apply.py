@@ -195,7 +195,7 @@ def test_rendered_iptables_text_is_accepted_and_its_body_kept():
         ("*filter\n:ILO-X - [0:0]\n", "no COMMIT"),
         (":ILO-X - [0:0]\n", "outside a *filter block"),
         ("*filter\nCOMMIT\n*filter\nCOMMIT\n", "only one *filter block"),
-        ("*filter\n-A ILO-X -m comment --comment 'unclosed -j DROP\nCOMMIT\n", "cannot parse"),
+        ('*filter\n-A ILO-X -m comment --comment "unclosed -j DROP\nCOMMIT\n', "cannot parse"),
     ],
 )
 def test_iptables_text_outside_our_chains_is_refused(text, message):
@@ -228,6 +228,112 @@ def test_ipset_text_names_the_sets_that_remain():
 def test_ipset_text_outside_our_sets_is_refused(text, message):
     with pytest.raises(fa.FirewallError) as raised:
         fa.check_ipset_rules(text)
+    assert message in str(raised.value)
+
+
+# iptables parses a rule's options with getopt_long: any unambiguous prefix of a long option is that option, and so
+# are --option=value, -jX and -vjX. Every option that names a set or a chain must be recognised in all of them.
+# ("--match" is an option of its own, which getopt_long takes as itself, not as a prefix of --match-set.)
+def abbreviations(option):
+    return [option[:n] for n in range(3, len(option)) if option[:n] != "--match"]
+
+
+GUARDED_SET_RULES = {
+    "--match-set": "-A ILO-X -m set {} keepset src -j DROP",
+    "--set": "-A ILO-X -m set {} keepset src -j DROP",  # the set match's old name for --match-set
+    "--add-set": "-A ILO-X -j SET {} keepset src",
+    "--del-set": "-A ILO-X -j SET {} keepset src",
+    "--map-set": "-A ILO-X -j SET {} keepset src --map-mark",
+}
+GUARDED_TARGET_RULES = {
+    "--jump": "-A ILO-X -p tcp {} KEEPME",
+    "--goto": "-A ILO-X -p tcp {} KEEPME",
+}
+ABBREVIATED = [
+    (template.format(written), "set keepset is not ours")
+    for option, template in GUARDED_SET_RULES.items()
+    for written in [*abbreviations(option), option]
+] + [
+    (template.format(written), "target KEEPME is neither")
+    for option, template in GUARDED_TARGET_RULES.items()
+    for written in [*abbreviations(option), option]
+]
+OTHER_SPELLINGS = [
+    ("-A ILO-X -m set --match-set=keepset src -j DROP", "set keepset is not ours"),
+    ("-A ILO-X -m set --match-se=keepset src -j DROP", "set keepset is not ours"),
+    ("-A ILO-X -j SET --add-set=keepset src", "set keepset is not ours"),
+    ("-A ILO-X -mset --se keepset src -j DROP", "set keepset is not ours"),
+    ("-A ILO-X --match=set --set keepset src -j DROP", "set keepset is not ours"),
+    ('-A ILO-X -m set "--match-set" keepset src -j DROP', "set keepset is not ours"),
+    ("-A ILO-X --jump=KEEPME", "target KEEPME is neither"),
+    ("-A ILO-X -jKEEPME", "target KEEPME is neither"),
+    ("-A ILO-X -gKEEPME", "target KEEPME is neither"),
+    ("-A ILO-X -vjKEEPME", "target KEEPME is neither"),
+    ("-A ILO-X -nv -g KEEPME", "target KEEPME is neither"),
+    ("-A ILO-X -j ACCEPT --go KEEPME", "target KEEPME is neither"),
+    # iptables-restore quotes with double quotes only: to it, these single quotes are part of the words, and the
+    # rule matches keepset (to a shell-like split, the comment swallowed the option).
+    (
+        "-A ILO-X -m set -m comment --comment 'a --match-set keepset src -j LOG --log-prefix '",
+        "set keepset is not ours",
+    ),
+    ("-A INPUT -j ILO-X --go KEEPME", "may only jump to an ILO-* chain"),
+    ("-A INPUT --jum ILO-X", "may only jump to an ILO-* chain"),
+]
+
+
+@pytest.mark.parametrize(("rule", "message"), ABBREVIATED + OTHER_SPELLINGS)
+def test_options_that_name_a_set_or_a_chain_are_found_however_they_are_written(rule, message):
+    with pytest.raises(fa.FirewallError) as raised:
+        fa.check_iptables_rules(f"*filter\n:ILO-X - [0:0]\n{rule}\nCOMMIT\n", "iptables_rules")
+    assert message in str(raised.value)
+
+
+def test_an_abbreviated_option_is_named_in_the_refusal():
+    with pytest.raises(fa.FirewallError) as raised:
+        fa.check_iptables_rules("*filter\n-A ILO-X -j SET --add-se keepset src\nCOMMIT\n", "iptables_rules")
+    assert str(raised.value) == (
+        "iptables_rules line 2: set keepset is not ours; rules may only use ILO-* sets (written --add-se: iptables "
+        "takes any unambiguous prefix of a long option, --option=value and -jX as that option)"
+    )
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "-A ILO-X -m set --match-se ILO-a src --jum ILO-Y",
+        "-A ILO-X -m set --match-set=ILO-a src -vgILO-Y",
+        "-A ILO-X -p tcp --dport 22 --match set --match-set ILO-a src -j RETURN",
+        "-A ILO-X -j SET --add-set ILO-a src --exist --timeout 60",
+        "-A ILO-X -p tcp -m recent --set --name ssh -j RETURN",  # recent's --set (no set match loaded)
+        '-A ILO-X -m comment --comment "it\'s -- ours" -j LOG --log-prefix "ILO drop: "',
+        "-A INPUT -i eth0 -j ILO-X",
+    ],
+)
+def test_our_sets_and_chains_pass_in_any_spelling(rule):
+    assert fa.check_iptables_rules(f"*filter\n{rule}\nCOMMIT\n", "x") == [rule]
+
+
+def test_rule_words_are_split_as_iptables_restore_splits_them():
+    assert fa.iptables_words('-A X -m comment --comment "a b" -j Y', "x") == [
+        "-A", "X", "-m", "comment", "--comment", "a b", "-j", "Y"
+    ]  # fmt: skip
+    assert fa.iptables_words("--comment 'a b'", "x") == ["--comment", "'a", "b'"]
+    assert fa.iptables_words('--comment "a \\" b" ""', "x") == ["--comment", 'a " b', ""]
+    assert fa.iptables_words('--log-prefix "x"y', "x") == ["--log-prefix", "x", "y"]
+
+
+@pytest.mark.parametrize(
+    ("text", "live", "message"),
+    [
+        ("create ILO-l setlist\nadd ILO-l keepset", None, "may only hold ILO-* sets"),
+        ("create ILO-l list:set\nrename ILO-l ILO-m\nadd ILO-m keepset", None, "may only hold ILO-* sets"),
+        ("add ILO-l keepset", {"ILO-l": "list:set"}, "may only hold ILO-* sets"),
+    ],
+)
+def test_list_sets_hold_only_our_sets_whatever_their_name_or_origin(text, live, message):
+    with pytest.raises(fa.FirewallError) as raised:
+        fa.check_ipset_rules(text, live)
     assert message in str(raised.value)
 
 
@@ -795,6 +901,29 @@ def test_an_iptables_ruleset_that_does_not_load_is_refused_before_any_change(fir
     result = apply(tmp_path, ruleset=None, iptables_rules=IPT_WITH_SET)
     assert result["failed"] is True
     assert result["msg"] == "the ruleset does not load (trial in a scratch network namespace): " + error
+    assert firewall.calls == []
+
+
+def test_without_a_scratch_namespace_an_iptables_ruleset_is_refused_not_tried_on_the_host(
+    firewall, tmp_path, monkeypatch
+):
+    # iptables-restore --test on the host would look the set names up among the host's own sets: keepset exists
+    # there, so a rule using it would pass. Nothing but the scratch namespace may load the ruleset first.
+    def no_trial(host, backend, files):
+        host.no_scratch = "unshare --net failed: unshare: unshare failed: Operation not permitted"
+        return None, None
+
+    monkeypatch.setattr(fa.Host, "trial", no_trial)
+    firewall.ipset = "create keepset hash:ip family inet\ncreate ILO-s hash:ip family inet\n"
+    result = apply(tmp_path, ruleset=None, iptables_rules=IPT_WITH_SET, ipset_rules="create ILO-s hash:ip -exist\n")
+    assert result["failed"] is True
+    assert result["msg"].startswith(
+        "the iptables ruleset cannot be checked before it is applied: that needs a scratch network namespace "
+        "(unshare --net failed: unshare: unshare failed: Operation not permitted). Nothing was changed"
+    )
+    assert firewall.calls == []
+    check = apply(tmp_path, check_mode=True, ruleset=None, iptables_rules=IPT_WITH_SET)
+    assert check["failed"] is True and "needs a scratch network namespace" in check["msg"]
     assert firewall.calls == []
 
 
