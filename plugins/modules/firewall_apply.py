@@ -30,7 +30,7 @@ description:
     (C(-A ILO-NAME ...)) and adds jumps to them from C(INPUT), C(OUTPUT) or C(FORWARD)
     (C(-A INPUT ... -j ILO-NAME) or C(-I INPUT ... -j ILO-NAME)). Rules may only jump to C(ILO-*) chains or
     to the standard targets (C(ACCEPT), C(DROP), C(REJECT), C(RETURN), C(LOG), C(NFLOG), C(AUDIT),
-    C(MARK), C(CONNMARK), C(SET)) and only use C(ILO-*) sets. The rules are read as iptables reads them:
+    C(MARK), C(CONNMARK), C(SET)) and only use C(ILO-*) sets. The rules are read as iptables reads them -
     words split as C(iptables-restore) splits them (double quotes only), and every spelling of an option that
     names a chain or a set counts - an unambiguous prefix of a long option (C(--add-se) is C(--add-set)),
     C(--option=value), C(-jNAME), the set match's old C(--set). Applying replaces all of our chains and jumps
@@ -46,12 +46,12 @@ description:
   - B(Idempotence.) The wanted ruleset is loaded into a throw-away network namespace (C(unshare --net))
     and the listing of our objects there is compared with the live listing (counters, timeouts, the
     elements of dynamic sets and of the flow recording's generation maps C(flow_gen_*) left out); the task
-    changes nothing when they are equal. The trial is also the only load before the real one: nothing is tried
+    changes nothing when they are equal. The trial is also the only load before the real one - nothing is tried
     on the live host.
   - B(Without a scratch namespace) (no C(unshare), or C(unshare --net) not allowed, as in some containers) an
     nftables script is still checked with C(nft -c) (which changes nothing) and the task compares the input
     with the one it last applied and the live listing with the one taken then. An iptables ruleset is refused
-    with nothing changed: the only check left, C(iptables-restore --test), parses the rules against the live
+    with nothing changed - the only check left, C(iptables-restore --test), parses the rules against the live
     host, where the set match and the C(SET) target look every set name up among the host's own ipsets, so it
     cannot stop a rule that uses someone else's set.
   - B(Saves and restores.) Before changing anything it saves the current state of our objects (only ours)
