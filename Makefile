@@ -171,6 +171,7 @@ docs: setup
 bench: setup
 	$(BIN)/python tests/bench/bench_pcelab_async.py
 	$(BIN)/python tests/bench/bench_inventory.py
+	$(BIN)/python tests/bench/bench_flow_report.py
 
 .PHONY: clean
 clean:

@@ -363,15 +363,11 @@ def generated_flows(count):
     return rows
 
 
-def test_five_thousand_flows_render_fast_with_a_capped_flow_table():
+def test_five_thousand_flows_render_with_a_capped_flow_table():
+    # How fast is measured by tests/bench/bench_flow_report.py (a figure, not a timed test).
     rows = generated_flows(5000)
-    timings = []
-    for _attempt in range(3):  # the best of three, so that a busy machine does not fail the test
-        started = time.perf_counter()
-        model = build_model(rows, address_groups=[{"name": "dc", "cidrs": ["172.16.0.0/20", "2001:db8::/120"]}])
-        page = render_html(model)
-        timings.append(time.perf_counter() - started)
-    assert min(timings) < 0.5, timings  # about 0.1 s on a laptop
+    model = build_model(rows, address_groups=[{"name": "dc", "cidrs": ["172.16.0.0/20", "2001:db8::/120"]}])
+    page = render_html(model)
     assert len(page) < 2 * 1024 * 1024
     parsed = parse(page)
     assert len(parsed.nodes) == model["totals"]["groups"]
