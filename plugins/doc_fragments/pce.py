@@ -45,6 +45,7 @@ options:
   validate_certs:
     description:
       - Whether to verify the PCE's TLS certificate. Only set this to V(false) on a throwaway test PCE.
+      - With V(false) every task warns that the certificate is not checked.
       - If not set, the value of the E(ILLUMIO_PCE_VALIDATE_CERTS) environment variable is used.
     type: bool
     default: true
@@ -76,6 +77,8 @@ options:
       - Without it the standard E(HTTPS_PROXY) (or E(ALL_PROXY)) and E(NO_PROXY) environment variables apply;
         E(NO_PROXY) may list host names, domain suffixes, IP addresses and networks such as V(10.0.0.0/8).
       - If not set, the value of the E(ILLUMIO_PCE_PROXY_URL) environment variable is used.
+      - Since it may hold a password, its value is never shown in results or logs (it is a C(no_log) option);
+        error messages name the proxy by host and port only.
     type: str
   request_timeout:
     description:
@@ -94,6 +97,8 @@ notes:
   - Modules of this collection talk to the PCE from where they run, usually the controller
     (C(delegate_to) V(localhost)).
   - Use C(module_defaults) with the group C(group/microseg.illumio.pce) to set the connection options once.
+  - Options that take text refuse a list or a dictionary (Ansible would otherwise turn V([a, b]) into the text
+    V(['a', 'b'])); quote such a value if that text is really meant.
 """
 
     # The same options for the inventory plugin, where env: entries are part of the option definition.
@@ -139,7 +144,7 @@ options:
       - name: ILLUMIO_API_KEY_SECRET
   validate_certs:
     description:
-      - Whether to verify the PCE's TLS certificate.
+      - Whether to verify the PCE's TLS certificate. With V(false) the inventory warns that it is not checked.
     type: bool
     default: true
     env:
@@ -169,6 +174,7 @@ options:
     description:
       - URL of the HTTP proxy (V(http://[user:password@]host:port)) to reach the PCE through.
         Without it E(HTTPS_PROXY) (or E(ALL_PROXY)) and E(NO_PROXY) apply.
+      - Error messages name the proxy by host and port only, never with its user name and password.
     type: str
     env:
       - name: ILLUMIO_PCE_PROXY_URL

@@ -8,6 +8,13 @@ __metaclass__ = type  # noqa: UP001 - Ansible boilerplate
 
 from ansible.module_utils.ansible_release import __version__ as ANSIBLE_VERSION
 from ansible.module_utils.basic import env_fallback
+from ansible_collections.microseg.illumio.plugins.module_utils.options import (
+    INSECURE_WARNING,
+    hide_credentials,
+    refuse_stringified,
+    url_credentials,
+    without_credentials,
+)
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.client import PceClient
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
 
@@ -42,7 +49,8 @@ def pce_argument_spec():
         ca_path=dict(type="path"),
         client_cert=dict(type="path"),
         client_key=dict(type="path", no_log=False),
-        proxy_url=dict(type="str"),
+        # A proxy URL may carry the proxy's user name and password.
+        proxy_url=dict(type="str", no_log=True),
         request_timeout=dict(type="int", default=30),
         max_retries=dict(type="int", default=5),
     )
@@ -61,6 +69,11 @@ def client_from_params(params, user_agent=USER_AGENT):
     missing = missing_connection_options(params)
     if missing:
         raise PceError("missing PCE connection option(s): %s" % ", ".join(missing))
+    if url_credentials(params["pce_host"]):
+        raise PceError(
+            "pce_host must not carry a user name or password (%s): the PCE authenticates with api_key_username "
+            "and api_key_secret" % without_credentials(params["pce_host"])
+        )
     if params.get("client_key") and not params.get("client_cert"):
         raise PceError("client_key needs client_cert (or ILLUMIO_PCE_CLIENT_CERT) as well")
     return PceClient(
@@ -81,8 +94,17 @@ def client_from_params(params, user_agent=USER_AGENT):
 
 
 def client_from_module(module):
-    """A PceClient for an AnsibleModule; fails the module with a clear message when it cannot be built."""
+    """A PceClient for an AnsibleModule; fails the module with a clear message when it cannot be built.
+
+    Every PCE module calls it first, so it also runs the checks they share: no list or dict given to a text option,
+    no credentials of pce_host in the results, and a warning when the PCE's certificate is not checked.
+    """
+    refuse_stringified(module)
+    hide_credentials(module, "pce_host", "proxy_url")
     try:
-        return client_from_params(module.params)
+        client = client_from_params(module.params)
     except PceError as error:
         module.fail_json(msg=str(error))
+    if module.params.get("validate_certs") is False:
+        module.warn(INSECURE_WARNING)
+    return client

@@ -224,3 +224,40 @@ def test_untrusted_certificate_fails_clearly(fake_pce, tls_files):
     assert "certificate" in result["msg"]
     assert "ca_path" in result["msg"]
     assert fake_pce.requests == []
+
+
+# --- issue 17 finding 5: no silent surprises ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"key": "role", "value": ["a", "b"]}, "value must be a single value, not a list (['a', 'b'])"),
+        ({"key": {"role": "web"}, "value": "web"}, "key must be a single value, not a dict ({'role': 'web'})"),
+        ({"key": "role", "value": "web", "new_value": ["x"]}, "new_value must be a single value, not a list"),
+    ],
+)
+def test_a_list_or_dict_for_a_text_option_is_refused_not_stringified(fake_pce, args, message):
+    # Ansible would make the label "['a', 'b']" of `value: [a, b]` without a word.
+    result = run(fake_pce, **args)
+    assert result["failed"] is True
+    assert message in result["msg"]
+    assert fake_pce.requests == []
+    assert fake_pce.labels == {}
+
+
+def test_numbers_for_a_text_option_are_still_taken_as_text(fake_pce):
+    created = run(fake_pce, key="loc", value=42)
+    assert created["changed"] is True
+    assert created["label"]["value"] == "42"
+
+
+def test_validate_certs_false_warns(fake_pce, monkeypatch):
+    from ansible.module_utils.basic import AnsibleModule
+
+    warnings = []
+    monkeypatch.setattr(AnsibleModule, "warn", lambda self, warning: warnings.append(warning))
+    run(fake_pce, key="role", value="web")
+    assert warnings == []
+    result = run(fake_pce, key="role", value="web", validate_certs=False)
+    assert result["changed"] is False
+    [warning] = warnings
+    assert warning.startswith("validate_certs is false: the PCE's TLS certificate is not checked")
