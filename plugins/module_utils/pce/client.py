@@ -26,6 +26,7 @@ import time
 from urllib.parse import quote, unquote, urlencode, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
+from ansible_collections.microseg.illumio.plugins.module_utils.options import without_credentials
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError, secret_forms
 
 API_PREFIX = "/api/v2"
@@ -526,15 +527,17 @@ def _parse_proxy(url):
     text = url.strip()
     if "://" not in text:
         text = "http://" + text
-    parts = urlsplit(text)
     try:
+        parts = urlsplit(text)
         port = parts.port or 80
     except ValueError:
-        port = None
-    if parts.scheme.lower() != "http" or not parts.hostname or port is None:
+        parts, port = None, None
+    if parts is None or parts.scheme.lower() != "http" or not parts.hostname or port is None:
+        # Shown without its user info: a password that is not percent-encoded may not even parse as one.
         raise PceError(
             "proxy_url must be an http:// URL such as http://proxy.example.com:3128, with user and password "
-            "before the host if the proxy wants them (HTTPS to the PCE is tunnelled through it), got %r" % (url,)
+            "before the host if the proxy wants them (percent-encoded; HTTPS to the PCE is tunnelled through it), "
+            "got %r" % (without_credentials(url),)
         )
     headers = {}
     if parts.username is not None:

@@ -99,3 +99,18 @@ def test_hide_credentials_masks_them_in_results():
     hide_credentials(module, "proxy_server", "other")
     shown = remove_values({"invocation": {"module_args": dict(module.params)}}, module.no_log_values)
     assert shown["invocation"]["module_args"]["proxy_server"] == "http://********@proxy:3128"
+
+
+@pytest.mark.parametrize("password", ["s3cr/et-9e4b", "s3cr#et-9e4b", "s3cr?et-9e4b", "s3cr@et-9e4b", "Pr0xyPa55word"])
+def test_a_proxy_url_the_client_cannot_use_is_shown_without_user_and_password(password):
+    """A password that is not percent-encoded breaks the URL; no part of it may show in the message."""
+    from ansible_collections.microseg.illumio.plugins.module_utils.pce.client import PceClient
+    from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
+
+    for scheme in ("http", "https"):
+        url = f"{scheme}://proxyuser:{password}@proxy.example.com:99999"
+        with pytest.raises(PceError) as raised:
+            PceClient("pce", api_key_username="api_1", api_key_secret="unit-secret-1f2e", proxy_url=url)
+        message = str(raised.value)
+        assert f"got '{scheme}://proxy.example.com:99999'" in message
+        assert "et-9e4b" not in message and "Pa55word" not in message and "proxyuser" not in message
