@@ -29,6 +29,8 @@ description:
   - Configure it with a YAML file whose name ends in C(.pce.yml) or C(.pce.yaml) (or is C(pce.yml)) and that
     sets O(plugin) to V(microseg.illumio.pce).
   - Strings from the PCE are never templated.
+  - A key of the configuration file that is not one of the options below fails the inventory with the list of
+    valid options, so that a misspelt option (V(filtres)) cannot silently widen it to every workload.
 extends_documentation_fragment:
   - constructed
   - inventory_cache
@@ -215,6 +217,7 @@ import os
 import re
 import time
 
+from ansible import constants as C
 from ansible import template as _ansible_template
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
@@ -231,6 +234,7 @@ if hasattr(_ansible_template, "trust_as_template"):
 else:  # ansible-core < 2.19: mark every string from the PCE as unsafe to template
     from ansible.utils.unsafe_proxy import wrap_var as _untrusted
 
+from ansible_collections.microseg.illumio.plugins.module_utils.options import INSECURE_WARNING
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.args import USER_AGENT, client_from_params
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
 
@@ -281,6 +285,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def parse(self, inventory, loader, path, cache=True):
         super(InventoryModule, self).parse(inventory, loader, path, cache)
         self._config = self._read_config_data(path)
+        self._refuse_unknown_options(path)
         settings = self._settings()
         source = self._source_fingerprint(settings["filters"], settings["include_deleted"])
 
@@ -303,6 +308,22 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self.display.vv("microseg.illumio.pce: %d hosts built in %.2f s" % (count, time.monotonic() - started))
 
     # --- options ----------------------------------------------------------------------------------------------
+    def _refuse_unknown_options(self, path):
+        """Ansible ignores keys of the configuration file that are no option (a typo such as `filtres:` would
+        silently read every workload), so they are refused here, with the valid names."""
+        definitions = C.config.get_configuration_definitions(plugin_type=self.plugin_type, name=self._load_name)
+        if not definitions:  # the documentation was not loaded: nothing to check against
+            return
+        valid = set(definitions)
+        for definition in definitions.values():
+            valid.update((definition or {}).get("aliases") or [])
+        unknown = sorted(to_native(key) for key in self._config if key not in valid)
+        if unknown:
+            raise AnsibleParserError(
+                "microseg.illumio.pce: unknown option%s %s in %s; the valid options are %s"
+                % ("s" if len(unknown) > 1 else "", ", ".join(unknown), to_native(path), ", ".join(sorted(valid)))
+            )
+
     def _settings(self):
         prefix = self.get_option("vars_prefix") or ""
         if prefix and not IDENTIFIER.match(prefix):
@@ -373,8 +394,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     # --- reading the PCE --------------------------------------------------------------------------------------
     def _read_pce(self, filters, include_deleted=False):
         started = time.monotonic()
+        connection = self._connection()
+        if connection.get("validate_certs") is False:
+            self.display.warning("microseg.illumio.pce: %s" % INSECURE_WARNING)
         try:
-            client = client_from_params(self._connection(), user_agent=USER_AGENT + " inventory")
+            client = client_from_params(connection, user_agent=USER_AGENT + " inventory")
             labels = _LabelIndex(client)
             queries = self._queries(filters, labels)
             raw = []

@@ -958,3 +958,36 @@ def test_list_output_matches_the_golden_file(pce, tmp_path, inventory_loader, tl
     if os.environ.get("MICROSEG_UPDATE_GOLDEN"):
         GOLDEN.write_text(json.dumps(listing, indent=2, sort_keys=True) + "\n")
     assert listing == json.loads(GOLDEN.read_text())
+
+
+# --- issue 17 finding 5: no silent surprises ------------------------------------------------------------------
+def test_a_misspelt_option_is_refused_with_the_valid_ones(pce, build):
+    from ansible.errors import AnsibleParserError
+
+    pce.add(workload(pce, {"env": "prod"}), workload(pce, {"env": "dev"}))
+    # `filtres` used to be ignored: the inventory then held every workload.
+    with pytest.raises(AnsibleParserError) as raised:
+        build(filtres={"labels": [{"env": "prod"}]})
+    message = str(raised.value)
+    assert "unknown option filtres in " in message
+    assert "the valid options are " in message
+    for valid in ("filters", "hostnames", "pce_host", "pce_hostname", "keyed_groups", "cache_plugin", "plugin"):
+        assert valid in message.split("the valid options are ", 1)[1].split(", ")
+    assert pce.requests == []
+
+
+def test_every_option_and_alias_is_accepted(pce, build):
+    pce.add(workload(pce))
+    connection = pce.connection()
+    connection["pce_hostname"] = connection.pop("pce_host")
+    built = build(connection=connection, filters={}, strict=False, leading_separator=True, use_extra_vars=False)
+    assert len(built.hosts) == 1
+
+
+def test_validate_certs_false_warns(pce, build):
+    pce.add(workload(pce))
+    assert build().warnings == []
+    built = build(flush_cache=True, validate_certs=False)
+    assert len(built.hosts) == 1
+    [warning] = built.warnings
+    assert "validate_certs is false: the PCE's TLS certificate is not checked" in warning
