@@ -17,10 +17,10 @@ description:
     version, which the PCE then sends to the workloads.
   - Without any of O(label_groups), O(ip_lists), O(services), O(rule_sets) and O(enforcement_boundaries), every
     pending change is provisioned. With them, only the pending changes of the objects named (by exact name).
-  - Named objects without pending changes are skipped and listed in RV(not_pending). So are names of objects
-    that do not exist (for example because their deletion was provisioned by an earlier run), so that a play
-    can run again; check RV(not_pending) for misspelt names. Nothing pending means nothing to do and
-    V(changed=false), so a second run changes nothing.
+  - Named objects without pending changes are skipped and listed in RV(not_pending). Nothing pending means
+    nothing to do and V(changed=false), so a second run changes nothing.
+  - A name that matches no object of the draft policy (a misspelt name, or an object whose deletion an earlier
+    run provisioned) fails the task before anything is provisioned, naming what cannot be found; see O(missing).
   - Before it provisions only some objects, the module checks that the active policy would not refer to
     objects that are not provisioned (a new IP list used by a provisioned rule set, for example) and names
     what has to be provisioned together; the PCE refuses such a subset too, and its refusal is explained
@@ -63,6 +63,17 @@ options:
     type: list
     elements: str
     aliases: [deny_rules]
+  missing:
+    description:
+      - What to do when a name in O(label_groups), O(ip_lists), O(services), O(rule_sets) or
+        O(enforcement_boundaries) matches no object of the draft policy.
+      - V(fail) fails the task before anything is provisioned and names the objects it cannot find.
+      - V(warn) provisions the others, warns, and lists the names in RV(missing). Use it in a play that deletes
+        objects and provisions their deletion by name and has to run again, since after the first run those
+        names are gone from the PCE.
+    type: str
+    choices: [fail, warn]
+    default: fail
 attributes:
   check_mode:
     description: Lists what is pending and what would be provisioned, without provisioning.
@@ -182,6 +193,11 @@ not_pending:
   returned: always
   type: dict
   sample: {services: [S-DNS]}
+missing:
+  description: Names in the options that match no object of the draft policy, by kind (with O(missing=warn)).
+  returned: always
+  type: dict
+  sample: {rule_sets: [RS-Wbe]}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -191,6 +207,7 @@ from ansible_collections.microseg.illumio.plugins.module_utils.pce.policy_object
     PROVISION_KINDS,
     PolicyProvisioner,
 )
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.references import ReferenceResolver
 
 
 def named_objects(params):
@@ -204,6 +221,40 @@ def named_objects(params):
     return dict((collection, names) for collection, names in given.items() if names is not None)
 
 
+def missing_names(client, provisioner, names):
+    """{collection: [names]} of the names that match no draft object, pending (deletions included) or not."""
+    if not names:
+        return {}
+    pending = provisioner.pending()
+    resolver = ReferenceResolver(client)
+    kinds = dict(PROVISION_KINDS)
+    missing = {}
+    for collection, wanted in names.items():
+        known = set(obj.get("name") for obj in pending.get(collection, []))
+        unknown = [name for name in wanted if name not in known]
+        if not unknown:
+            continue
+        try:
+            objects = client.get_collection(resolver.collection_path(kinds[collection]))
+        except PceError as error:
+            # Newer PCEs have no enforcement_boundaries collection (they became deny rules in rule sets).
+            if error.status != 404 or collection != "enforcement_boundaries":
+                raise
+            objects = []
+        known.update(obj.get("name") for obj in objects if isinstance(obj, dict))
+        gone = sorted(set(name for name in unknown if name not in known))
+        if gone:
+            missing[collection] = gone
+    return missing
+
+
+def describe(missing):
+    return "; ".join(
+        "%s: %s" % (collection, ", ".join(repr(name) for name in names))
+        for collection, names in sorted(missing.items())
+    )
+
+
 def main():
     argument_spec = pce_argument_spec()
     argument_spec.update(
@@ -213,6 +264,7 @@ def main():
         services=dict(type="list", elements="str"),
         rule_sets=dict(type="list", elements="str"),
         enforcement_boundaries=dict(type="list", elements="str", aliases=["deny_rules"]),
+        missing=dict(type="str", choices=["fail", "warn"], default="fail"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     client = client_from_module(module)
@@ -220,12 +272,21 @@ def main():
         if not (module.params["update_description"] or "").strip():
             raise PceError("update_description must say why the policy changes; it must not be empty")
         names = named_objects(module.params)
-        result = PolicyProvisioner(client, check_mode=module.check_mode).provision(
-            module.params["update_description"], names
-        )
+        provisioner = PolicyProvisioner(client, check_mode=module.check_mode)
+        missing = missing_names(client, provisioner, names)
+        if missing and module.params["missing"] == "fail":
+            raise PceError(
+                "nothing provisioned: the PCE's draft policy has no objects named %s. Names must match exactly; "
+                "set missing=warn to provision the others (for example when their deletion was provisioned "
+                "before)" % describe(missing)
+            )
+        result = provisioner.provision(module.params["update_description"], names)
     except PceError as error:
         module.fail_json(msg=str(error))
     else:
+        if missing:
+            module.warn("the PCE's draft policy has no objects named %s; they were skipped" % describe(missing))
+        result["missing"] = missing
         module.exit_json(**result)
 
 

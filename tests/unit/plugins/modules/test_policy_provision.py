@@ -100,8 +100,10 @@ def test_provisions_only_the_objects_named(pending):
     assert post.body["update_description"] == "unit test"
     assert list(post.body["change_subset"]) == ["ip_lists"]
     assert sorted(ref["href"] for ref in post.body["change_subset"]["ip_lists"]) == hrefs
-    # The rest is still pending; naming the same objects again changes nothing.
-    assert run(pending, ip_lists=["IPL-New", "IPL-Old"])["changed"] is False
+    # The rest is still pending; naming the same objects again changes nothing (IPL-Old is gone for good now).
+    again = run(pending, ip_lists=["IPL-New", "IPL-Old"], missing="warn")
+    assert again["changed"] is False
+    assert again["missing"] == {"ip_lists": ["IPL-Old"]}
     assert names(run(pending, check_mode=True)["pending"], "services") == ["S-New"]
 
 
@@ -111,12 +113,38 @@ def test_an_empty_list_of_names_provisions_nothing(pending):
     assert posts(pending) == []
 
 
-def test_names_of_objects_that_do_not_exist_are_skipped_and_listed(pending):
-    # An object whose deletion was provisioned is gone: naming it again must not fail a second run.
-    result = run(pending, ip_lists=["IPL-New", "IPL-Typo"], deny_rules=["EB-Nope"])
+def test_names_of_objects_that_do_not_exist_fail_before_anything_is_provisioned(pending):
+    # issue 17 finding 5c: a misspelt name used to be skipped, and the task reported ok.
+    for check_mode in (True, False):
+        result = run(pending, check_mode=check_mode, ip_lists=["IPL-New", "IPL-Typo"], rule_sets=["RS-Wbe"])
+        assert result["failed"] is True
+        assert "has no objects named ip_lists: 'IPL-Typo'; rule_sets: 'RS-Wbe'" in result["msg"]
+        assert "missing=warn" in result["msg"]
+    assert posts(pending) == []
+
+
+def test_names_that_exist_without_pending_changes_are_not_missing(pending):
+    result = run(pending, services=["S-Settled"])
+    assert result["changed"] is False
+    assert result["missing"] == {}
+    assert result["not_pending"] == {"services": ["S-Settled"]}
+
+
+def test_missing_warn_provisions_the_others_and_warns(pending, monkeypatch):
+    from ansible.module_utils.basic import AnsibleModule
+
+    warnings = []
+    monkeypatch.setattr(AnsibleModule, "warn", lambda self, warning: warnings.append(warning))
+    # An object whose deletion was provisioned is gone: a play that runs again says missing=warn.
+    result = run(pending, ip_lists=["IPL-New", "IPL-Typo"], deny_rules=["EB-Nope"], missing="warn")
     assert result["changed"] is True
     assert names(result["provisioned"], "ip_lists") == ["IPL-New"]
     assert result["not_pending"] == {"ip_lists": ["IPL-Typo"], "enforcement_boundaries": ["EB-Nope"]}
+    assert result["missing"] == {"ip_lists": ["IPL-Typo"], "enforcement_boundaries": ["EB-Nope"]}
+    assert warnings == [
+        "the PCE's draft policy has no objects named enforcement_boundaries: 'EB-Nope'; ip_lists: 'IPL-Typo'; they"
+        " were skipped"
+    ]
 
 
 def test_a_subset_missing_a_new_dependency_is_explained_before_posting(pce):
