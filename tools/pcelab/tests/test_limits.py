@@ -243,3 +243,33 @@ def test_flow_times_out_of_range_fail_their_line(quiet, stamp):
 def test_event_filters_at_the_ends_of_the_calendar(quiet, stamp):
     answer = quiet.get(f"{ORG}/events", params={"timestamp[gte]": stamp})
     assert answer.status_code in (200, 406), answer.text
+
+
+# --- the depth check itself ----------------------------------------------------------------------------------
+def _depth(value) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+def test_the_depth_check_agrees_with_the_parsed_depth():
+    import json
+
+    from hypothesis import given, seed, settings
+    from hypothesis import strategies as st
+    from pcelab.limits import nests_deeper_than
+
+    tricky = st.text(alphabet='[]{}"\\ab\u00e9', max_size=12)
+    values = st.recursive(st.none() | st.integers() | tricky, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(tricky, inner, max_size=3), max_leaves=30)  # fmt: skip
+
+    @seed(17)
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(value=values, limit=st.integers(min_value=0, max_value=6), ascii_only=st.booleans())
+    def agrees(value, limit, ascii_only):
+        raw = json.dumps(value, ensure_ascii=ascii_only).encode()
+        assert nests_deeper_than(raw, limit) == (_depth(value) > limit), raw
+
+    agrees()

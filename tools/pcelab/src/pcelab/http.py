@@ -91,10 +91,13 @@ def endpoint(handler: Callable[[Call], Any]):
     @functools.wraps(handler)
     async def run(request: Request) -> Response:
         lab: Lab = request.app.state.lab_core
-        body = parse_body(await request.body()) if request.method in ("POST", "PUT", "PATCH") else NO_BODY
+        raw = await request.body() if request.method in ("POST", "PUT", "PATCH") else b""
         org_id = int(request.path_params.get("org_id", lab.org_id))
-        call = Call(request, lab, org_id, lab.user_href(request), body)
-        return as_response(await run_in_threadpool(handler, call))
+
+        def parse_and_handle():  # parsing in the thread too: a big body never holds up the event loop
+            return handler(Call(request, lab, org_id, lab.user_href(request), parse_body(raw)))
+
+        return as_response(await run_in_threadpool(parse_and_handle))
 
     return run
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -102,8 +103,10 @@ def not_found(what: str) -> JSONResponse:
 
 async def json_body(request: Request) -> object:
     """The JSON body, read and parsed under pcelab.limits (size, depth, numbers); 406 when it is not taken."""
+    raw = await request.body()
     try:
-        return loads(await request.body())
+        # A big body is parsed in the thread pool: it must not hold up the event loop.
+        return loads(raw) if len(raw) < 65536 else await run_in_threadpool(loads, raw)
     except JsonRefused as refused:
         raise LabError("input_validation_error", f"the request body is not valid JSON: {refused}") from None
     except ValueError:
