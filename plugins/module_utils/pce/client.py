@@ -33,10 +33,16 @@ API_PREFIX = "/api/v2"
 DEFAULT_USER_AGENT = "microseg.illumio"
 # Statuses that mean "not now, try again": rate limiting, and a PCE (or its load balancer) that is overloaded.
 RETRY_STATUSES = frozenset([429, 502, 503, 504])
-# A POST that reached the PCE may have created something even if a gateway timed out, so it is resent only
-# when the PCE said it did not process it.
+# A request that is not idempotent (see resend_is_safe) and reached the PCE may have done its work even if a
+# gateway timed out (502, 504), so it is resent only when the PCE said it did not process it.
 RETRY_STATUSES_POST = frozenset([429, 503])
+# Statuses after which the PCE may or may not have done the work: a gateway gave up waiting for it.
+UNCERTAIN_STATUSES = frozenset([502, 504])
 IDEMPOTENT_METHODS = frozenset(["GET", "HEAD", "PUT", "DELETE", "OPTIONS"])
+# Requests of idempotent methods that a resend does NOT repeat harmlessly: each bulk_create makes new workloads
+# (hostnames are not unique on a PCE), and a resent bulk_delete answers "not found" for what the first one did.
+# Their callers look up what happened instead (see UncertainOutcome).
+NOT_IDEMPOTENT_PATHS = ("/bulk_create", "/bulk_delete")
 JOB_PENDING_STATUSES = frozenset(["pending", "running", "queued", "in_progress"])
 BODY_EXCERPT_CHARS = 500
 # What a kept-alive connection that the server closed while it was idle looks like once a request is sent on it.
@@ -202,22 +208,39 @@ class PceClient(object):
         return quote(path, safe=_PATH_SAFE) + ("?" + query if query else "")
 
     def _request_with_retries(self, method, target, body, headers, path):
+        safe = resend_is_safe(method, path)
         attempt = 0
+        maybe_done = False  # an earlier attempt may have done the work (sent whole, answer lost or 502/504)
         while True:
             try:
-                response = self._send(method, target, body, headers)
+                response = self._send(method, target, body, headers, safe)
             except _TlsFailure as failure:
                 raise PceError(_tls_message(self.base_url, failure.error), details=str(failure.error)) from None
             except _ConnectionFailure as failure:
-                if attempt >= self.max_retries or not _safe_to_resend(method, failure):
+                if failure.sent and not safe:
+                    raise UncertainOutcome(_uncertain_message(self.base_url, method, path, failure)) from None
+                if attempt >= self.max_retries:
                     message = _connection_message(self.base_url, failure, attempt + 1)
                     raise PceError(message, details=str(failure.error)) from None
+                maybe_done = maybe_done or failure.sent
                 self.sleep(self._backoff(attempt))
             else:
                 if response.status_code < 400:
                     return response
-                if attempt >= self.max_retries or response.status_code not in _retry_statuses(method):
+                if maybe_done and method == "DELETE" and response.status_code == 404:
+                    # The earlier attempt deleted it; its answer was lost on the way.
+                    return Response(204, "No Content", http.client.HTTPMessage(), b"")
+                if not safe and response.status_code in UNCERTAIN_STATUSES:
+                    error = _error_from_response(response, method, path, attempt + 1)
+                    raise UncertainOutcome(
+                        "%s; the PCE may have applied %s %s before the gateway gave up" % (error.message, method, path),
+                        status=error.status,
+                        token=error.token,
+                        details=error.details,
+                    )
+                if attempt >= self.max_retries or response.status_code not in _retry_statuses(method, safe):
                     raise _error_from_response(response, method, path, attempt + 1)
+                maybe_done = maybe_done or response.status_code in UNCERTAIN_STATUSES
                 self.sleep(self._retry_after(response) if "Retry-After" in response.headers else self._backoff(attempt))
             attempt += 1
 
@@ -229,7 +252,7 @@ class PceClient(object):
         return min(self.backoff_max, _parse_retry_after(response.headers.get("Retry-After")))
 
     # --- the connection ---------------------------------------------------------------------------------
-    def _send(self, method, target, body, headers):
+    def _send(self, method, target, body, headers, safe):
         """One exchange on the kept-alive connection, which is opened (again) when there is none."""
         reused = self._connection_is_usable()
         if not reused:
@@ -239,11 +262,16 @@ class PceClient(object):
         except _ConnectionFailure as failure:
             # The server closed the idle connection just as this request went out on it. That is not the
             # PCE failing, so the request goes once more on a fresh connection without counting as a retry;
-            # a POST only if it did not leave whole, since the PCE may otherwise have acted on it.
-            if not (reused and failure.stale and _safe_to_resend(method, failure)):
+            # one that is not idempotent only if it did not leave whole, since the PCE may have acted on it.
+            if not (reused and failure.stale and (safe or not failure.sent)):
                 raise
+            first_sent = failure.sent
         self._connect()
-        return self._exchange(method, target, body, headers)
+        response = self._exchange(method, target, body, headers)
+        if first_sent and method == "DELETE" and response.status_code == 404:
+            # The first attempt deleted it before the server hung up.
+            return Response(204, "No Content", http.client.HTTPMessage(), b"")
+        return response
 
     def _connection_is_usable(self):
         connection = self._connection
@@ -372,6 +400,16 @@ class Response(object):
     def json(self):
         """The body as JSON; ValueError when it is not JSON."""
         return json.loads(self.text)
+
+
+class UncertainOutcome(PceError):
+    """A request that is not safe to resend reached the PCE whole, and no answer came back (the connection
+    dropped, or a gateway answered 502 / 504): the PCE may or may not have done the work. The caller looks up
+    what happened before it sends anything again."""
+
+    def scrubbed(self, secrets):
+        plain = PceError.scrubbed(self, secrets)
+        return UncertainOutcome(plain.message, status=plain.status, token=plain.token, details=plain.details)
 
 
 class _ConnectionFailure(Exception):
@@ -556,14 +594,25 @@ def _encode_json(data, method, path):
 
 
 # --- retry helpers ----------------------------------------------------------------------------------------
-def _retry_statuses(method):
-    return RETRY_STATUSES if method in IDEMPOTENT_METHODS else RETRY_STATUSES_POST
+def resend_is_safe(method, path):
+    """Whether sending a request again, after it may have reached the PCE, cannot do its work twice.
+
+    Reads, updates (PUT) and deletions are idempotent (a DELETE whose first attempt did the work answers 404
+    the second time, which the client takes as done). Creations are not: a POST makes another object, and so
+    does PUT workloads/bulk_create; a resent PUT workloads/bulk_delete reports errors for what the first one
+    deleted. Those are never resent once they may have reached the PCE; an UncertainOutcome says so instead.
+    """
+    method = method.upper()
+    if method not in IDEMPOTENT_METHODS:
+        return False
+    bare = path.partition("?")[0].rstrip("/")
+    return not bare.endswith(NOT_IDEMPOTENT_PATHS)
 
 
-def _safe_to_resend(method, failure):
-    """Whether a failed request can be sent again without risking doing its work twice."""
-    # A request that failed while connecting or being sent did not reach the PCE whole, so it did nothing.
-    return method in IDEMPOTENT_METHODS or not failure.sent
+def _retry_statuses(method, safe=None):
+    if safe is None:
+        safe = method in IDEMPOTENT_METHODS
+    return RETRY_STATUSES if safe else RETRY_STATUSES_POST
 
 
 def _parse_retry_after(value, default=0.0):
@@ -684,6 +733,15 @@ def _connection_message(base_url, failure, attempts):
         "connection to the PCE at %s %s after %d attempt(s): %s (while %s). Check pce_host / pce_port, network "
         "access and proxy_url (or HTTPS_PROXY / NO_PROXY)."
         % (base_url, kind, attempts, _reason(failure.error), failure.step)
+    )
+
+
+def _uncertain_message(base_url, method, path, failure):
+    kind = "timed out" if isinstance(failure.error, (socket.timeout, TimeoutError)) else "failed"
+    return (
+        "%s %s reached the PCE at %s, then the connection %s: %s (while %s). The PCE may have applied it; it was "
+        "not sent again, since that could apply it twice."
+        % (method, path, base_url, kind, _reason(failure.error), failure.step)
     )
 
 

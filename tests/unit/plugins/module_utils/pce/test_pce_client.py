@@ -12,7 +12,11 @@ import subprocess
 import time
 
 import pytest
-from ansible_collections.microseg.illumio.plugins.module_utils.pce.client import PceClient
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.client import (
+    PceClient,
+    UncertainOutcome,
+    resend_is_safe,
+)
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
 from cryptography.hazmat.primitives import serialization
 from pce_test_server import ConnectProxy, Reply, script
@@ -205,6 +209,62 @@ def test_post_is_not_resent_after_a_gateway_error(serve, client_for, sleeps):
     assert sleeps == []
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "safe"),
+    [
+        ("GET", "/orgs/1/workloads", True),
+        ("PUT", "/orgs/1/workloads/abc", True),
+        ("PUT", "/orgs/1/workloads/bulk_update", True),
+        ("DELETE", "/orgs/1/labels/7", True),
+        ("POST", "/orgs/1/labels", False),
+        ("PUT", "/orgs/1/workloads/bulk_create", False),
+        ("PUT", "/orgs/1/workloads/bulk_delete", False),
+        ("put", "/orgs/1/workloads/bulk_create?x=1", False),
+    ],
+)
+def test_requests_are_classified_by_what_a_resend_does(method, path, safe):
+    assert resend_is_safe(method, path) is safe
+
+
+@pytest.mark.parametrize("operation", ["bulk_create", "bulk_delete"])
+@pytest.mark.parametrize("status", [502, 504])
+def test_bulk_create_and_delete_are_not_resent_after_a_gateway_error(serve, client_for, sleeps, operation, status):
+    """Issue 17: a resent bulk_create made every workload twice."""
+    server = serve(script(Reply(status), Reply(200, [])))
+    with pytest.raises(UncertainOutcome, match="may have applied PUT /orgs/1/workloads/" + operation):
+        client_for(server).put("/orgs/1/workloads/" + operation, [{"hostname": "a"}])
+    assert len(server.requests) == 1
+    assert sleeps == []
+
+
+def test_bulk_create_is_not_resent_after_a_lost_answer(serve, client_for, sleeps):
+    server = serve(script(Reply(0, drop=True), Reply(200, [])))
+    with pytest.raises(UncertainOutcome, match="PCE may have applied it"):
+        client_for(server).put("/orgs/1/workloads/bulk_create", [{"hostname": "a"}])
+    assert len(server.requests) == 1
+
+
+def test_bulk_update_is_still_resent_after_a_gateway_error(serve, client_for, sleeps):
+    server = serve(script(Reply(502), Reply(200, [{"href": "/orgs/1/workloads/a", "status": "updated"}])))
+    assert client_for(server).put("/orgs/1/workloads/bulk_update", [{"href": "/orgs/1/workloads/a"}]) == [
+        {"href": "/orgs/1/workloads/a", "status": "updated"}
+    ]
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("first", [Reply(502), Reply(0, drop=True)])
+def test_delete_whose_answer_was_lost_is_done_when_the_resend_finds_nothing(serve, client_for, sleeps, first):
+    server = serve(script(first, Reply(404, [{"token": "not_found", "message": "Not Found"}])))
+    assert client_for(server).delete("/orgs/1/labels/7") is None
+    assert len(server.requests) == 2
+
+
+def test_delete_of_what_never_existed_is_still_not_found(serve, client_for, sleeps):
+    server = serve(script(Reply(404, [{"token": "not_found", "message": "Not Found"}])))
+    with pytest.raises(PceError, match="not found"):
+        client_for(server).delete("/orgs/1/labels/7")
+
+
 def test_post_is_resent_when_the_pce_did_not_take_it(serve, client_for, sleeps):
     server = serve(script(Reply(503, None, {"Retry-After": "1"}), Reply(201, {"href": "/orgs/1/labels/1"})))
     assert client_for(server).post("/orgs/1/labels", {"key": "role", "value": "web"}) == {"href": "/orgs/1/labels/1"}
@@ -259,7 +319,9 @@ def test_post_is_not_resent_after_a_read_timeout(serve, client_for, sleeps):
         return Reply(201, {})
 
     server = serve(too_slow)
-    with pytest.raises(PceError, match=r"timed out after 1 attempt\(s\): .*while waiting for the answer"):
+    with pytest.raises(
+        UncertainOutcome, match=r"then the connection timed out: .*while waiting for the answer.*may have"
+    ):
         client_for(server, timeout=0.1, max_retries=3).post("/orgs/1/labels", {"key": "role", "value": "web"})
     assert len(server.requests) == 1
     assert sleeps == []
@@ -328,8 +390,9 @@ def test_post_lost_on_a_connection_the_server_just_closed_is_not_sent_twice(serv
     with pytest.raises(PceError) as caught:
         client.post("/orgs/1/labels", {"key": "role", "value": "web"})
     message = str(caught.value)
-    assert "connection to the PCE at https://127.0.0.1:" in message
-    assert "failed after 1 attempt(s)" in message
+    assert isinstance(caught.value, UncertainOutcome)
+    assert "POST /orgs/1/labels reached the PCE at https://127.0.0.1:" in message
+    assert "The PCE may have applied it; it was not sent again" in message
     assert "while waiting for the answer" in message
     assert len(server.requests) == 2
     assert sleeps == []
