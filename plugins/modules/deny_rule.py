@@ -118,6 +118,18 @@ options:
 notes:
   - Lists (actors, services) are compared as sets, and a label group, IP list or service is compared by the
     object it names, so writing the same rule differently does not report a change.
+  - Rules have no name, so a rule create whose answer is lost is settled by looking for a rule with the same
+    providers, consumers and services that was not in the rule set before; only if there is none is it sent again.
+    The PCE does not refuse identical rules, so two runs adding the same rule at the same moment can both add it;
+    M(microseg.illumio.rule_set) removes the copy when it manages the rule set's deny rules.
+  - With O(name), enforcement boundary names are unique on the PCE (C(name_must_be_unique)). A create whose answer
+    is lost (the connection drops after the PCE stored it, or a gateway answers 502 or 504) is never sent again
+    blindly; the module looks the enforcement boundary up first and reports it created, with its href, when it is
+    there. When another run creates the same enforcement boundary at the same moment, the PCE refuses the second
+    create; the module then reads the enforcement boundary and only brings it to the wanted state, so two concurrent
+    runs both succeed and end in one run's state. See C(docs/retries.md).
+  - When the task fails after it changed something on the PCE, the result still says so with C(changed=true),
+    C(changed_hrefs) with the objects it created or changed, and the message names them.
 seealso:
   - module: microseg.illumio.rule_set
   - module: microseg.illumio.security_rule
@@ -258,6 +270,7 @@ provision_pending:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.args import client_from_module, pce_argument_spec
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import failure_result
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.rules import (
     DENY,
     EnforcementBoundaries,
@@ -324,7 +337,7 @@ def main():
             manager = EnforcementBoundaries(client, check_mode=module.check_mode)
         result = manager.ensure(params)
     except PceError as error:
-        module.fail_json(msg=str(error))
+        module.fail_json(msg=str(error), **failure_result(error))
     else:
         module.exit_json(**result)
 

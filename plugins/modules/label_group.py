@@ -91,6 +91,15 @@ attributes:
     support: full
     membership:
       - microseg.illumio.pce
+notes:
+  - Draft label group names are unique on the PCE (C(name_must_be_unique)). A create whose answer is lost (the
+    connection drops after the PCE stored it, or a gateway answers 502 or 504) is never sent again blindly; the
+    module looks the label group up first and reports it created, with its href, when it is there. When another run
+    creates the same label group at the same moment, the PCE refuses the second create; the module then reads the
+    label group and only brings it to the wanted state, so two concurrent runs both succeed and end in one run's
+    state. See C(docs/retries.md).
+  - When the task fails after it changed something on the PCE, the result still says so with C(changed=true),
+    C(changed_hrefs) with the objects it created or changed, and the message names them.
 seealso:
   - module: microseg.illumio.label_group_info
   - module: microseg.illumio.label
@@ -199,6 +208,7 @@ provision_pending:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.args import client_from_module, pce_argument_spec
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import failure_result
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.policy_objects import LabelGroup
 
 
@@ -221,7 +231,7 @@ def main():
         # ensure() validates every option before it sends the first request.
         result = LabelGroup(client, check_mode=module.check_mode).ensure(module.params)
     except PceError as error:
-        module.fail_json(msg=str(error))
+        module.fail_json(msg=str(error), **failure_result(error))
     else:
         module.exit_json(**result)
 

@@ -162,6 +162,18 @@ notes:
     by the object it names, so writing the same rule differently does not report a change.
   - A rule set deleted from the draft but not yet provisioned is ignored; a new one with the same name can be
     created.
+  - Draft rule set names are unique on the PCE (C(name_must_be_unique)). A create whose answer is lost (the
+    connection drops after the PCE stored it, or a gateway answers 502 or 504) is never sent again blindly; the
+    module looks the rule set up first and reports it created, with its href, when it is there. When another run
+    creates the same rule set at the same moment, the PCE refuses the second create; the module then reads the rule
+    set and only brings it to the wanted state, so two concurrent runs both succeed and end in one run's state. See
+    C(docs/retries.md).
+  - Rules have no name, so a rule create whose answer is lost is settled by looking for a rule with the same
+    providers, consumers and services that was not in the rule set before; only if there is none is it sent again.
+    The PCE does not refuse identical rules, so two runs adding the same rule at the same moment can both add it;
+    the next run with O(purge_rules=true) removes the copy.
+  - When the task fails after it changed something on the PCE, the result still says so with C(changed=true),
+    C(changed_hrefs) with the objects it created or changed, and the message names them.
 seealso:
   - module: microseg.illumio.rule_set_info
   - module: microseg.illumio.security_rule
@@ -347,6 +359,7 @@ provision_pending:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.args import client_from_module, pce_argument_spec
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import failure_result
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.rules import RuleSets
 
 RESOLVE_AS = ["workloads", "virtual_services"]
@@ -392,7 +405,7 @@ def main():
     try:
         result = RuleSets(client, check_mode=module.check_mode).ensure(module.params)
     except PceError as error:
-        module.fail_json(msg=str(error))
+        module.fail_json(msg=str(error), **failure_result(error))
     else:
         module.exit_json(**result)
 

@@ -117,6 +117,12 @@ notes:
   - M(microseg.illumio.rule_set) with its default O(microseg.illumio.rule_set#module:purge_rules=true) removes
     rules it does not list, including rules made with this module; use
     O(microseg.illumio.rule_set#module:purge_rules=false) there when both manage the same rule set.
+  - Rules have no name, so a rule create whose answer is lost is settled by looking for a rule with the same
+    providers, consumers and services that was not in the rule set before; only if there is none is it sent again.
+    The PCE does not refuse identical rules, so two runs adding the same rule at the same moment can both add it;
+    M(microseg.illumio.rule_set) with O(microseg.illumio.rule_set#module:purge_rules=true) removes the copy.
+  - When the task fails after it changed something on the PCE, the result still says so with C(changed=true),
+    C(changed_hrefs) with the objects it created or changed, and the message names them.
 seealso:
   - module: microseg.illumio.rule_set
   - module: microseg.illumio.deny_rule
@@ -250,6 +256,7 @@ provision_pending:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.args import client_from_module, pce_argument_spec
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import failure_result
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.rules import ALLOW, RulesInRuleSet
 
 RESOLVE_AS = ["workloads", "virtual_services"]
@@ -288,7 +295,7 @@ def main():
     try:
         result = RulesInRuleSet(client, ALLOW, check_mode=module.check_mode).ensure(module.params)
     except PceError as error:
-        module.fail_json(msg=str(error))
+        module.fail_json(msg=str(error), **failure_result(error))
     else:
         module.exit_json(**result)
 

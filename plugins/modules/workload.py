@@ -159,6 +159,17 @@ attributes:
     support: full
     membership:
       - microseg.illumio.pce
+notes:
+  - Hostnames are B(not) unique on a PCE. A create whose answer is lost (the connection drops after the PCE stored
+    it, or a gateway answers 502 or 504) is never sent again blindly; the module looks the workload up by
+    O(hostname) (or O(name)) first and resends only what is not there. Right before creating, it looks again; right
+    after, it checks whether a concurrent run created a workload with the same hostname at the same time. If so, the
+    oldest one (by C(created_at), then href) stays and each run deletes the newer ones it made itself, with a
+    warning, so two concurrent runs end with one workload each. Limit - a workload made at the same moment by
+    something other than this collection is not deleted (it is not this run's), so the duplicate stays until you
+    remove one. See C(docs/retries.md).
+  - When the task fails after it changed something on the PCE, the result still says so with C(changed=true),
+    C(changed_hrefs) with the objects it created or changed, and the message names them.
 seealso:
   - module: microseg.illumio.workload_info
   - module: microseg.illumio.workload_bulk
@@ -317,6 +328,7 @@ unpaired:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.args import client_from_module, pce_argument_spec
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import failure_result
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.workloads import (
     ENFORCEMENT_MODES,
     FIREWALL_RESTORE,
@@ -370,7 +382,7 @@ def main():
     try:
         result = ensure_workload(client, module.params, check_mode=module.check_mode)
     except PceError as error:
-        module.fail_json(msg=str(error))
+        module.fail_json(msg=str(error), **failure_result(error))
     else:
         module.exit_json(**result)
 

@@ -159,6 +159,18 @@ attributes:
       - microseg.illumio.pce
 notes:
   - Ansible reserves the result key C(failed), so per-item failures are returned as RV(failed_items).
+  - Hostnames are B(not) unique on a PCE. A create whose answer is lost (the connection drops after the PCE stored
+    it, or a gateway answers 502 or 504) is never sent again blindly; the module looks the workload up by hostname
+    first and resends only what is not there. Right before creating, it looks again; right after, it checks whether
+    a concurrent run created a workload with the same hostname at the same time. If so, the oldest one (by
+    C(created_at), then href) stays and each run deletes the newer ones it made itself, with a warning, so two
+    concurrent runs end with one workload each. Limit - a workload made at the same moment by something other than
+    this collection is not deleted (it is not this run's), so the duplicate stays until you remove one. See
+    C(docs/retries.md).
+  - A C(bulk_delete) whose answer is lost is settled by reading the workloads again; those gone are reported
+    deleted, only the others are sent again. A workload another run deleted in the meantime is not a failure.
+  - When the task fails after it changed something on the PCE, the result still says so with C(changed=true),
+    C(changed_hrefs) with the objects it created or changed, and the message names them.
 seealso:
   - module: microseg.illumio.workload
   - module: microseg.illumio.workload_info
@@ -296,6 +308,7 @@ import json
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.args import client_from_module, pce_argument_spec
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import failure_result
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.workloads import BULK_LIMIT, ensure_bulk
 
 # Invocation echoes module_args in the result; thousands of items would only make the result slow to move.
@@ -358,7 +371,7 @@ def main():
         client = client_from_module(module)
         result = ensure_bulk(client, params, check_mode=module.check_mode)
     except PceError as error:
-        module.fail_json(msg=str(error))
+        module.fail_json(msg=str(error), **failure_result(error))
     result["invocation"] = invocation(module.params)
     msg = result.pop("msg", None)
     if msg and module.params["fail_on_item_errors"]:

@@ -11,12 +11,98 @@ __metaclass__ = type  # noqa: UP001 - Ansible boilerplate
 
 import json
 
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.client import UncertainOutcome
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.labels import LabelResolver
 
 # The fields by which many PCE objects point back at the system they come from (a CMDB, an IPAM...). Like every
 # optional field, they are only compared and sent when the user gives them.
 EXTERNAL_DATA = ("external_data_set", "external_data_reference")
+# Statuses of a create the PCE refused because the object exists (label key+value and policy object names are
+# unique: 406 label_key_value_not_unique, name_must_be_unique): made by another run in the meantime, perhaps.
+CONFLICT_STATUSES = frozenset([406, 409])
+CONFLICT_WORDS = ("unique", "duplicate", "already_exists", "exists")
+# Statuses of a DELETE of something another run deleted in the meantime: not found, or already deleted (a draft).
+GONE_STATUSES = frozenset([404, 406])
+# How many times a create whose answer was lost, and which a look-up then did not find, is sent again.
+CREATE_RESENDS = 2
+
+
+class ChangedThenFailed(PceError):
+    """A failure after this run had changed something on the PCE. `result` holds the module result fields
+    that say what (changed: true, the hrefs in `changed_hrefs`); modules pass them to fail_json."""
+
+    def __init__(self, message, result, status=None, token=None, details=None):
+        super(ChangedThenFailed, self).__init__(message, status=status, token=token, details=details)
+        self.result = dict(result, changed=True)
+
+
+def failure_result(error):
+    """The result fields a module's fail_json gets besides msg: what was changed before the failure."""
+    return dict(getattr(error, "result", None) or {})
+
+
+def changed_then_failed(error, hrefs, what, result=None):
+    """`error`, re-raised as ChangedThenFailed naming the objects (hrefs) this run created or changed before."""
+    if not hrefs:
+        return error
+    message = "%s. Before that, this run changed %s on the PCE: %s" % (
+        str(error).rstrip("."),
+        what,
+        ", ".join(hrefs),
+    )
+    fields = dict(result or {}, changed_hrefs=list(hrefs))
+    return ChangedThenFailed(message, fields, status=error.status, token=error.token, details=error.details)
+
+
+def create_once(client, path, payload, lookup, what):
+    """POST `payload` to `path` so that it makes at most one object: returns (object, made by this request).
+
+    A create is never resent blindly (see client.UncertainOutcome). When its answer is lost, or a gateway
+    answers 502 / 504, `lookup()` (which reads the PCE) says whether the object exists now: if so, that is the
+    one this request made; if not, it is sent again (at most CREATE_RESENDS times). When the PCE refuses it
+    because the object exists (a uniqueness conflict, e.g. another run made it a moment ago), the object found
+    by `lookup()` is returned with False, for the caller to bring to the wanted state.
+    """
+    resends = 0
+    while True:
+        try:
+            return client.post(path, payload), True
+        except UncertainOutcome as error:
+            found = _look_up_after(lookup, error, what)
+            if found is not None:
+                return found, True
+            if resends >= CREATE_RESENDS:
+                raise PceError(
+                    "%s; %s was not on the PCE afterwards, and %d more attempts got no answer either"
+                    % (str(error).rstrip("."), what, resends)
+                ) from None
+            resends += 1
+        except PceError as error:
+            if not is_conflict(error):
+                raise
+            found = _look_up_after(lookup, error, what)
+            if found is None:
+                raise
+            return found, False
+
+
+def is_conflict(error):
+    """Whether the PCE refused a create because such an object exists (its token says so)."""
+    token = (error.token or "").lower()
+    return error.status in CONFLICT_STATUSES and any(word in token for word in CONFLICT_WORDS)
+
+
+def _look_up_after(lookup, error, what):
+    try:
+        return lookup()
+    except PceError as failure:
+        raise UncertainOutcome(
+            "%s. Looking up whether %s exists failed too: %s. Run the task again once the PCE answers: it looks "
+            "the object up before it creates anything." % (str(error).rstrip("."), what, failure),
+            status=error.status,
+            token=error.token,
+        ) from None
 
 
 class PceObjectType(object):
@@ -135,9 +221,19 @@ class PceObjectType(object):
         current = self.find(identity)
         if current is None:
             return self.result(False, None, None)
-        if not self.check_mode:
-            self.client.delete(current["href"])
+        if not self.check_mode and not self.delete(current, lambda: self.find(identity)):
+            return self.result(False, None, None)
         return self.result(True, current, None)
+
+    def delete(self, current, lookup):
+        """Delete `current`; False when it was gone already (deleted by another run in the meantime)."""
+        try:
+            self.client.delete(current["href"])
+        except PceError as error:
+            if error.status not in GONE_STATUSES or lookup() is not None:
+                raise
+            return False
+        return True
 
     def changes(self, current, wanted):
         """The wanted fields whose values differ from the current object's."""
@@ -148,9 +244,22 @@ class PceObjectType(object):
     def create(self, payload):
         if self.check_mode:
             return self.result(True, None, payload)
-        created = self.client.post(self.collection_path(), payload)
+        identity = dict((field, payload[field]) for field in self.identity)
+        created, ours = create_once(
+            self.client,
+            self.collection_path(),
+            payload,
+            lambda: self.find(identity),
+            "%s %s" % (self.name.replace("_", " "), _describe(identity)),
+        )
         self.labels.forget()
-        return self.result(True, None, created or payload)
+        if ours:
+            return self.result(True, None, created or payload)
+        # Made by another run in the meantime: now it only has to be brought to the wanted state.
+        changes = self.changes(created, dict((k, v) for k, v in payload.items() if k not in self.identity))
+        if not changes:
+            return self.result(False, created, created)
+        return self.update(created, changes)
 
     def update(self, current, changes):
         if not self.check_mode:

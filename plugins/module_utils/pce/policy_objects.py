@@ -21,7 +21,11 @@ import re
 
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.labels import key_value_pairs
-from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import EXTERNAL_DATA, PceObjectType
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import (
+    EXTERNAL_DATA,
+    PceObjectType,
+    create_once,
+)
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.protocols import (
     ICMP_PROTOCOLS,
     PORT_PROTOCOLS,
@@ -186,8 +190,8 @@ class DraftPolicyType(PceObjectType):
         if current is None:
             return self.result(False, None, None, pending=deleting)
         self.refuse_builtin(current, "delete")
-        if not self.check_mode:
-            self.client.delete(current["href"])
+        if not self.check_mode and not self.delete(current, lambda: self.find(identity)):
+            return self.result(False, None, None, pending=True)
         # A draft never provisioned is simply gone; a provisioned one stays until its deletion is provisioned.
         return self.result(True, current, None, pending=current.get("update_type") != "create")
 
@@ -201,8 +205,22 @@ class DraftPolicyType(PceObjectType):
     def create(self, payload):
         if self.check_mode:
             return self.result(True, None, payload, pending=True)
-        created = self.client.post(self.collection_path(), payload)
-        return self.result(True, None, created or payload, pending=True)
+        name = payload["name"]
+        created, ours = create_once(
+            self.client,
+            self.collection_path(),
+            payload,
+            lambda: self.find({"name": name}),
+            "%s %r" % (self.word(), name),
+        )
+        self.refs.forget()
+        if ours:
+            return self.result(True, None, created or payload, pending=True)
+        # Names are unique: another run made it in the meantime, so it only has to be brought to the wanted state.
+        changes = self.changes(created, payload)
+        if not changes:
+            return self.result(False, created, created, pending=True)
+        return self.update(created, changes)
 
     def update(self, current, changes):
         if not self.check_mode:

@@ -15,6 +15,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # noqa: UP001 - Ansible boilerplate
 
+import functools
+
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.actors import (
     BOUNDARY_ACTORS,
     RULE_ACTORS,
@@ -24,7 +26,12 @@ from ansible_collections.microseg.illumio.plugins.module_utils.pce.actors import
     services_key,
 )
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
-from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import EXTERNAL_DATA
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import (
+    EXTERNAL_DATA,
+    GONE_STATUSES,
+    changed_then_failed,
+    create_once,
+)
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.references import is_pending_deletion, the_live_one
 
 RESOLVE_AS = ("workloads", "virtual_services")
@@ -223,17 +230,48 @@ def rules_after(current_rules, plan, created):
     return result + list(created)
 
 
-def apply_rules(client, rule_set_href, kind, plan):
-    """Delete, update, then create; returns the created rules as the PCE answered them."""
+def apply_rules(client, rule_set_href, kind, plan, changed=None):
+    """Delete, update, then create; returns the created rules as the PCE answered them.
+
+    `changed` (a list) collects the hrefs of what was changed, so that a failure half way can say what it did.
+    A rule whose create answer is lost is looked up in the rule set (by its content) before it is sent again.
+    """
+    changed = [] if changed is None else changed
     for rule in plan.delete:
         client.delete(rule["href"])
+        changed.append(rule["href"])
     for rule, changes in plan.update:
         client.put(rule["href"], changes)
+        changed.append(rule["href"])
     created = []
+    path = "%s/%s" % (rule_set_href, kind.endpoint)
+    known = set(rule.get("href") for rule in plan.keep + plan.delete + [rule for rule, _changes in plan.update])
     for payload in plan.create:
-        answer = client.post("%s/%s" % (rule_set_href, kind.endpoint), payload)
-        created.append(answer if isinstance(answer, dict) and answer else payload)
+        answer, _ours = create_once(
+            client,
+            path,
+            payload,
+            functools.partial(_new_rule_like, client, path, kind, payload, known),
+            "the %s" % kind.word,
+        )
+        rule = answer if isinstance(answer, dict) and answer else payload
+        created.append(rule)
+        if rule.get("href"):
+            known.add(rule["href"])
+            changed.append(rule["href"])
     return created
+
+
+def _new_rule_like(client, path, kind, payload, known):
+    """A rule of the rule set with the identity of `payload` that is none of the `known` ones, or None."""
+    key = rule_key(kind, payload)
+    try:
+        rules = client.get_collection(path)
+    except PceError as error:
+        if error.status != 404:
+            raise
+        return None
+    return next((rule for rule in rules if rule.get("href") not in known and rule_key(kind, rule) == key), None)
 
 
 # --- presenting -------------------------------------------------------------------------------------------
@@ -285,6 +323,18 @@ def _text_option(params, option):
 def _find_live(client, path, name, word):
     """The one live (not pending deletion) draft object named exactly `name`, or None."""
     return the_live_one(client.get_collection(path, {"name": name}), name, word)[0]
+
+
+def _delete(client, current, lookup):
+    """Delete `current`; False when another run deleted it in the meantime (the PCE says not found, or already
+    deleted, and it is not there any more)."""
+    try:
+        client.delete(current["href"])
+    except PceError as error:
+        if error.status not in GONE_STATUSES or lookup() is not None:
+            raise
+        return False
+    return True
 
 
 def _find_renamed(find, name, new_name, word):
@@ -389,8 +439,8 @@ class RuleSets(object):
         current = self.find(name)
         if current is None:
             return self.result(False, None, None, False)
-        if not self.check_mode:
-            self.client.delete(current["href"])
+        if not self.check_mode and not _delete(self.client, current, lambda: self.find(name)):
+            return self.result(False, None, None, True)
         # A rule set that was never provisioned is simply gone; a provisioned one is pending deletion.
         return self.result(True, current, None, current.get("update_type") != "create")
 
@@ -415,7 +465,15 @@ class RuleSets(object):
         fields, rules = self.wanted(params)
         current, name = _find_renamed(self.find, name, new_name, "rule set")
         if current is None:
-            return self.create(dict({"name": name, "scopes": [[]]}, **fields), rules or [])
+            payload = dict({"name": name, "scopes": [[]]}, **fields)
+            if self.check_mode:
+                return self.result(True, None, dict(payload, rules=rules or [], deny_rules=[]), True)
+            created, ours = create_once(
+                self.client, self.collection_path(), payload, lambda: self.find(name), "rule set %r" % name
+            )
+            if ours:
+                return self.fill(payload, created, rules or [])
+            current = self.complete(created)  # made by another run in the meantime: bring it to the wanted state
         changes = changes_between(current, dict(fields, name=name))
         plan = (
             plan_rules(ALLOW, current.get("rules") or [], rules, params.get("purge_rules", True))
@@ -426,24 +484,37 @@ class RuleSets(object):
             return self.result(False, current, current, bool(current.get("update_type")))
         created = plan.create
         if not self.check_mode:
-            if changes:
-                self.client.put(current["href"], changes)
-            created = apply_rules(self.client, current["href"], ALLOW, plan)
+            done = []
+            try:
+                if changes:
+                    self.client.put(current["href"], changes)
+                    done.append(current["href"])
+                created = apply_rules(self.client, current["href"], ALLOW, plan, done)
+            except PceError as error:
+                raise changed_then_failed(
+                    error, done, "rule set %r and its rules" % name, {"provision_pending": True}
+                ) from None
         after = dict(current, **changes)
         after["rules"] = rules_after(current.get("rules") or [], plan, created)
         return self.result(True, current, after, True)
 
-    def create(self, payload, rules):
-        # Rules are added one by one through the rule set's sec_rules, as on an existing rule set: the same
-        # calls on every PCE version, and each rule answered with its href.
-        plan = RulePlan(create=rules)
-        if self.check_mode:
-            return self.result(True, None, dict(payload, rules=rules, deny_rules=[]), True)
-        created = self.client.post(self.collection_path(), payload) or {}
+    def fill(self, payload, created, rules):
+        """The rules of a rule set this run has just made, added one by one through its sec_rules, as on an
+        existing rule set: the same calls on every PCE version, and each rule answered with its href."""
+        created = created or {}
         if not created.get("href"):
             raise PceError("the PCE created rule set %r but did not answer with its href" % payload["name"])
         after = dict(payload, **created)
-        after["rules"] = apply_rules(self.client, after["href"], ALLOW, plan) if rules else []
+        done = [created["href"]]
+        try:
+            after["rules"] = (
+                apply_rules(self.client, after["href"], ALLOW, RulePlan(create=rules), done) if rules else []
+            )
+        except PceError as error:
+            partial = {self.name: self.view(dict(after, rules=[], deny_rules=[])), "provision_pending": True}
+            raise changed_then_failed(
+                error, done, "rule set %r (created) and rules" % payload["name"], partial
+            ) from None
         after.setdefault("deny_rules", [])
         return self.result(True, None, after, True)
 
@@ -539,7 +610,15 @@ class RulesInRuleSet(object):
     def create(self, rule_set, payload):
         if self.check_mode:
             return self.result(True, None, payload, rule_set["name"], True)
-        created = self.client.post("%s/%s" % (rule_set["href"], self.kind.endpoint), payload)
+        path = "%s/%s" % (rule_set["href"], self.kind.endpoint)
+        known = set(rule.get("href") for rule in rule_set.get(self.kind.field) or [])
+        created, _ours = create_once(
+            self.client,
+            path,
+            payload,
+            lambda: _new_rule_like(self.client, path, self.kind, payload, known),
+            "the %s in rule set %r" % (self.kind.word, rule_set["name"]),
+        )
         return self.result(True, None, dict(payload, **(created or {})), rule_set["name"], True)
 
 
@@ -610,8 +689,8 @@ class EnforcementBoundaries(object):
             current = self.find(name)
             if current is None:
                 return self.result(False, None, None, False)
-            if not self.check_mode:
-                self.client.delete(current["href"])
+            if not self.check_mode and not _delete(self.client, current, lambda: self.find(name)):
+                return self.result(False, None, None, True)
             return self.result(True, current, None, current.get("update_type") != "create")
         new_name = params.get("new_name")
         if new_name is not None and not new_name.strip():
@@ -635,8 +714,12 @@ class EnforcementBoundaries(object):
             payload = dict({"name": name}, **wanted)
             if self.check_mode:
                 return self.result(True, None, payload, True)
-            created = self.client.post(self.collection_path(), payload)
-            return self.result(True, None, dict(payload, **(created or {})), True)
+            created, ours = create_once(
+                self.client, self.collection_path(), payload, lambda: self.find(name), "enforcement boundary %r" % name
+            )
+            if ours:
+                return self.result(True, None, dict(payload, **(created or {})), True)
+            current = created  # made by another run in the meantime: bring it to the wanted state
         changes = changes_between(current, dict(wanted, name=name))
         if not changes:
             return self.result(False, current, current, bool(current.get("update_type")))

@@ -15,9 +15,15 @@ __metaclass__ = type  # noqa: UP001 - Ansible boilerplate
 import ipaddress
 import json
 
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.client import UncertainOutcome
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.errors import PceError
 from ansible_collections.microseg.illumio.plugins.module_utils.pce.labels import LabelResolver
-from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import EXTERNAL_DATA
+from ansible_collections.microseg.illumio.plugins.module_utils.pce.objects import (
+    CREATE_RESENDS,
+    EXTERNAL_DATA,
+    changed_then_failed,
+    create_once,
+)
 
 ENFORCEMENT_MODES = ("idle", "visibility_only", "selective", "full")
 VISIBILITY_LEVELS = ("flow_summary", "flow_drops", "flow_off", "enhanced_data_collection", "flow_full_detail")
@@ -48,6 +54,8 @@ INTERFACE_FIELDS = ("name", "address", "cidr_block", "default_gateway_address")
 BULK_LIMIT = 1000
 DIFF_HOSTNAMES = 100
 BULK_DONE = {"bulk_create": "created", "bulk_update": "updated", "bulk_delete": "deleted"}
+# How long a run whose new workload ties with another run's (same created_at) waits for that run to give way.
+TIE_WAIT_SECONDS = 1.0
 
 
 # --- user form -> PCE form ------------------------------------------------------------------------------------
@@ -166,6 +174,10 @@ class WorkloadPlanner(object):
                 % (len(matches), field, value, field, ", ".join(doc["href"] for doc in matches))
             )
         return matches[0] if matches else None
+
+    def same_named(self, field, value):
+        """The live workloads whose `field` (hostname or name) equals `value` exactly."""
+        return [doc for doc in self.read({field: value}) if doc.get(field) == value]
 
     # --- wanted state --------------------------------------------------------------------------------------
     def wanted(self, item, where="workload"):
@@ -328,8 +340,39 @@ def ensure_workload(client, params, check_mode=False):
         payload = planner.create_payload({field: value}, wanted, spec)
         if check_mode:
             return _result(planner, True, None, payload)
-        created = client.post(planner.collection_path(), payload)
+        # Looked up again right before creating: another run may have made it while this one planned.
+        current = oldest(planner.same_named(field, value))
+    if current is None:
+        return _create_workload(client, planner, field, value, payload, wanted, spec)
+    return _converge(client, planner, current, wanted, spec, check_mode)
+
+
+def _create_workload(client, planner, field, value, payload, wanted, spec):
+    created, ours = create_once(
+        client,
+        planner.collection_path(),
+        payload,
+        lambda: oldest(planner.same_named(field, value)),
+        "a workload with %s %s" % (field, value),
+    )
+    if not ours:
+        # Made by another run since this one looked: only bring it to the wanted state.
+        return _converge(client, planner, created, wanted, spec, False)
+    if not created or not created.get("href"):
         return _result(planner, True, None, created or payload)
+    try:
+        winner, removed = settle_duplicates(client, planner, field, value, [created])
+        if not removed:
+            return _result(planner, True, None, created)
+        result = _converge(client, planner, winner, wanted, spec, False)
+    except PceError as error:
+        made = {"workload": planner.view(created)}
+        raise changed_then_failed(error, [created["href"]], "workloads (created)", made) from None
+    result.setdefault("warnings", []).append(_race_warning(field, value, winner, removed))
+    return result
+
+
+def _converge(client, planner, current, wanted, spec, check_mode):
     changes = planner.changes(current, wanted, spec)
     if not changes:
         return _result(planner, False, current, current)
@@ -340,6 +383,57 @@ def ensure_workload(client, params, check_mode=False):
         client.put(current["href"], changes)
     # The PCE answers a PUT with 204 No Content: the new state is the old one plus the changes.
     return _result(planner, True, current, dict(current, **changes))
+
+
+# --- concurrent runs ---------------------------------------------------------------------------------------------
+# The PCE does not keep hostnames unique, so two runs that both found no workload named h.example both create
+# one. After creating, a run looks again; when there are more, the oldest (created_at, then href) stays, and each
+# run deletes the ones it made that are not the oldest. The run that made the newer one always sees the older
+# one (it was stored first), so two runs end with one workload.
+def _age(doc):
+    return (doc.get("created_at") or "", doc.get("href") or "")
+
+
+def oldest(docs):
+    """The workload created first (by created_at, then href), or None."""
+    return min(docs, key=_age) if docs else None
+
+
+def settle_duplicates(client, planner, field, value, own):
+    """(workload that stays, hrefs deleted) when a concurrent run made a workload of the same `field` value.
+
+    `own` are the workloads this run made; only those are ever deleted.
+    """
+    own_hrefs = set(doc.get("href") for doc in own)
+    docs = planner.same_named(field, value)
+    winner = oldest(docs)
+    if winner is None or len(docs) == 1:
+        return winner or own[0], []
+    if winner["href"] in own_hrefs:
+        ties = [doc for doc in docs if doc["href"] not in own_hrefs and _age(doc)[0] == _age(winner)[0]]
+        if not ties:
+            return winner, []  # the other run made a newer one and deletes it itself
+        # Created in the same millisecond: the other run may have looked before this one's was stored, and will
+        # then not give way. Wait for it; if its workload is still there, this run gives way instead.
+        client.sleep(TIE_WAIT_SECONDS)
+        docs = planner.same_named(field, value)
+        others = [doc for doc in docs if doc["href"] not in own_hrefs]
+        if not others:
+            return winner, []
+        winner = oldest(others)
+    removed = []
+    for doc in docs:
+        if doc["href"] in own_hrefs and doc["href"] != winner["href"]:
+            client.delete(doc["href"])
+            removed.append(doc["href"])
+    return winner, removed
+
+
+def _race_warning(field, value, winner, removed):
+    return (
+        "another run created a workload with %s %s at the same time; the older one (%s) was kept and the one "
+        "this run had made was deleted (%s)" % (field, value, winner.get("href"), ", ".join(removed))
+    )
 
 
 def _ensure_absent(client, planner, current, firewall_restore, check_mode):
@@ -354,7 +448,13 @@ def _ensure_absent(client, planner, current, firewall_restore, check_mode):
     if is_managed(current):
         unpair(client, current, firewall_restore)
     else:
-        client.delete(current["href"])
+        try:
+            client.delete(current["href"])
+        except PceError as error:
+            # Deleted by another run since this one looked (the PCE then says not found or already deleted).
+            if error.status not in (404, 406) or any(doc["href"] == current["href"] for doc in planner.read()):
+                raise
+            return _result(planner, False, None, None)
     return result
 
 
@@ -398,6 +498,7 @@ class BulkPlan(object):
 
     def __init__(self):
         self.create = []  # (hostname, payload)
+        self.wanted = {}  # hostname -> (wanted fields, label spec) of each item to create
         self.update = []  # (hostname, payload with href)
         self.delete = []  # (hostname, {"href": ...})
         self.unchanged = []
@@ -497,6 +598,7 @@ def _plan_item(planner, plan, item, hostname, current, state, where):
     spec = label_spec(item.get("labels"), where + ": labels", planner.purge_labels)
     if current is None:
         plan.create.append((hostname, planner.create_payload({"hostname": hostname}, wanted, spec)))
+        plan.wanted[hostname] = (wanted, spec)
         return
     changes = planner.changes(current, wanted, spec)
     if not changes:
@@ -574,10 +676,17 @@ def ensure_bulk(client, params, check_mode=False):
         updated = [hostname for hostname, _payload in plan.update]
         deleted = [hostname for hostname, _payload in plan.delete]
         return _bulk_result(plan, created, updated, deleted, failed, changed=bool(created or updated or deleted))
-    created = run_bulk(client, planner, "bulk_create", plan.create, batch_size, failed)
-    updated = run_bulk(client, planner, "bulk_update", plan.update, batch_size, failed)
-    deleted = run_bulk(client, planner, "bulk_delete", plan.delete, batch_size, failed)
+    created, updated, deleted, warnings = [], [], [], []
+    try:
+        created.extend(_bulk_create(client, planner, plan, batch_size, failed, warnings))
+        updated.extend(run_bulk(client, planner, "bulk_update", plan.update, batch_size, failed))
+        deleted.extend(_bulk_delete(client, planner, plan, batch_size, failed))
+    except PceError as error:
+        result = _bulk_result(plan, created, updated, deleted, failed, changed=bool(created or updated or deleted))
+        raise changed_then_failed(error, _changed_hostnames(result), "these workloads", result) from None
     result = _bulk_result(plan, created, updated, deleted, failed, changed=bool(created or updated or deleted))
+    if warnings:
+        result["warnings"] = warnings
     if failed and fail_on_errors:
         result["msg"] = "%d of %d listed workloads failed on the PCE; first: %s: %s" % (
             len(failed),
@@ -585,7 +694,200 @@ def ensure_bulk(client, params, check_mode=False):
             failed[0]["hostname"],
             failed[0]["message"],
         )
+        done = _changed_hostnames(result)
+        if done:
+            result["msg"] += ". The others were changed: %s" % ", ".join(_capped(done))
     return result
+
+
+def _changed_hostnames(result):
+    return sorted(set(result["created"]) | set(result["updated"]) | set(result["deleted"]))
+
+
+def _by_hostname(docs):
+    found = {}
+    for doc in docs:
+        if doc.get("hostname"):
+            found.setdefault(doc["hostname"], []).append(doc)
+    return found
+
+
+def _bulk_create(client, planner, plan, batch_size, failed, warnings):
+    """Create the planned workloads; return the hostnames created by this run.
+
+    Right before, the workloads are read again: one that another run made since the plan is updated instead
+    of made twice. After, duplicates made by a concurrent run are settled as settle_duplicates does.
+    """
+    if not plan.create:
+        return []
+    existing = _by_hostname(planner.read())
+    entries = []
+    for hostname, payload in plan.create:
+        if existing.get(hostname):
+            plan.existing += 1
+            _plan_convergence(planner, plan, hostname, oldest(existing[hostname]))
+        else:
+            entries.append((hostname, payload))
+    known = set(doc["href"] for docs in existing.values() for doc in docs)
+    made = {}  # hostname -> href of the workload this run made
+    try:
+        for start in range(0, len(entries), batch_size):
+            made.update(_send_creates(client, planner, entries[start : start + batch_size], known, failed))
+        removed = _settle_bulk_duplicates(client, planner, plan, made, warnings)
+    except PceError as error:
+        raise changed_then_failed(error, sorted(made.values()), "workloads (created)") from None
+    return sorted(hostname for hostname in made if hostname not in removed)
+
+
+def _plan_convergence(planner, plan, hostname, doc):
+    """Plan the update of a workload another run made in the meantime (or nothing when it is as wanted)."""
+    wanted, spec = plan.wanted[hostname]
+    changes = planner.changes(doc, wanted, spec)
+    if changes:
+        plan.update.append((hostname, dict(changes, href=doc["href"])))
+    else:
+        plan.unchanged.append(hostname)
+
+
+def _send_creates(client, planner, chunk, known, failed):
+    """Send one bulk_create chunk; {hostname: href} of what it made. A lost answer is looked up, never resent
+    blindly: only the workloads that are not on the PCE afterwards are sent again."""
+    path = client.org_path("workloads/bulk_create")
+    made, pending, resends = {}, list(chunk), 0
+    while pending:
+        try:
+            answer = client.put(path, [payload for _hostname, payload in pending])
+        except UncertainOutcome as error:
+            found = _by_hostname(_read_after(planner, error, "the workloads of this chunk"))
+            still = []
+            for hostname, payload in pending:
+                new = [doc for doc in found.get(hostname, []) if doc["href"] not in known]
+                if new:
+                    made[hostname] = oldest(new)["href"]
+                else:
+                    still.append((hostname, payload))
+            pending = still
+            if pending and resends >= CREATE_RESENDS:
+                for hostname, _payload in pending:
+                    failed.append({"hostname": hostname, "token": "no_answer", "message": str(error)})
+                break
+            resends += 1
+            continue
+        except PceError as error:
+            for hostname, _payload in pending:
+                failed.append({"hostname": hostname, "token": error.token or "request_failed", "message": str(error)})
+            break
+        answers = answer if isinstance(answer, list) else []
+        for position, (hostname, _payload) in enumerate(pending):
+            outcome = answers[position] if position < len(answers) else None
+            problem = _bulk_problem(outcome, "created")
+            if problem is None:
+                made[hostname] = outcome.get("href")
+            else:
+                failed.append(dict(problem, hostname=hostname))
+        break
+    return made
+
+
+def _read_after(planner, error, what):
+    try:
+        return planner.read()
+    except PceError as failure:
+        raise UncertainOutcome(
+            "%s. Reading the workloads to see what it did failed too: %s. Run the task again once the PCE answers: "
+            "it reads the workloads before it changes anything." % (str(error).rstrip("."), failure),
+            status=error.status,
+            token=error.token,
+        ) from None
+
+
+def _settle_bulk_duplicates(client, planner, plan, made, warnings):
+    """Delete the workloads this run made that another run had made first (see settle_duplicates); return
+    their hostnames, whose older workload is then updated if it differs from the item."""
+    if not made:
+        return set()
+    own = set(href for href in made.values() if href)
+    by_hostname = _by_hostname(planner.read())
+    raced = dict((hostname, by_hostname[hostname]) for hostname in made if len(by_hostname.get(hostname, [])) > 1)
+    tied = [
+        hostname
+        for hostname, docs in raced.items()
+        if oldest(docs)["href"] in own
+        and any(doc["href"] not in own and _age(doc)[0] == _age(oldest(docs))[0] for doc in docs)
+    ]
+    if tied:
+        client.sleep(TIE_WAIT_SECONDS)
+        by_hostname = _by_hostname(planner.read())
+        for hostname in tied:
+            raced[hostname] = by_hostname.get(hostname, [])
+    removed = set()
+    for hostname, docs in sorted(raced.items()):
+        others = [doc for doc in docs if doc["href"] not in own]
+        if not others:
+            continue
+        winner = oldest(docs)
+        if winner["href"] in own and hostname not in tied:
+            continue  # the other run made the newer one and deletes it itself
+        winner = oldest(others) if hostname in tied else winner
+        mine = [doc["href"] for doc in docs if doc["href"] in own and doc["href"] != winner["href"]]
+        for href in mine:
+            client.delete(href)
+        if mine:
+            removed.add(hostname)
+            plan.existing += 1
+            _plan_convergence(planner, plan, hostname, winner)
+            warnings.append(_race_warning("hostname", hostname, winner, mine))
+    return removed
+
+
+def _bulk_delete(client, planner, plan, batch_size, failed):
+    """Delete the planned workloads; return the hostnames this run deleted.
+
+    After a lost answer the workloads are read again: those gone were deleted, only the others are sent again.
+    An item the PCE refuses because it is gone already (another run deleted it) is not a failure.
+    """
+    path = client.org_path("workloads/bulk_delete")
+    deleted = []
+    for start in range(0, len(plan.delete), batch_size):
+        pending, resends = list(plan.delete[start : start + batch_size]), 0
+        while pending:
+            try:
+                answer = client.put(path, [payload for _hostname, payload in pending])
+            except UncertainOutcome as error:
+                live = set(doc["href"] for doc in _read_after(planner, error, "the workloads of this chunk"))
+                deleted.extend(hostname for hostname, payload in pending if payload["href"] not in live)
+                pending = [(hostname, payload) for hostname, payload in pending if payload["href"] in live]
+                if pending and resends >= CREATE_RESENDS:
+                    for hostname, _payload in pending:
+                        failed.append({"hostname": hostname, "token": "no_answer", "message": str(error)})
+                    break
+                resends += 1
+                continue
+            except PceError as error:
+                for hostname, _payload in pending:
+                    failed.append(
+                        {"hostname": hostname, "token": error.token or "request_failed", "message": str(error)}
+                    )
+                break
+            answers = answer if isinstance(answer, list) else []
+            problems = []
+            for position, (hostname, payload) in enumerate(pending):
+                outcome = answers[position] if position < len(answers) else None
+                problem = _bulk_problem(outcome, "deleted")
+                if problem is None:
+                    deleted.append(hostname)
+                else:
+                    problems.append((hostname, payload, problem))
+            if problems:
+                live = set(doc["href"] for doc in planner.read())
+                for hostname, payload, problem in problems:
+                    if payload["href"] in live:
+                        failed.append(dict(problem, hostname=hostname))
+                    else:
+                        plan.unchanged.append(hostname)  # gone already: deleted by another run
+                        plan.existing -= 1
+            break
+    return deleted
 
 
 def _capped(hostnames):
