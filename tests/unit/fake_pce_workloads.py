@@ -74,6 +74,7 @@ class FakeWorkloadPce(FakePce):
         self.bulk_refuse: set[str] = set()  # hostnames the bulk calls refuse, to test per-item failures
         self.jobs: dict[str, list] = {}
         self.async_reads = 0
+        self._created = 0
 
     # --- test-side helpers -------------------------------------------------------------------------------
     def label_href(self, key, value):
@@ -116,8 +117,12 @@ class FakeWorkloadPce(FakePce):
 
     def add_workload(self, hostname, managed=False, labels=None, **fields):
         uuid = str(uuidlib.uuid4())
+        self._created += 1  # workloads made in turn get later created_at stamps, as on the PCE
+        stamp = f"2026-01-01T{self._created // 3600000:02d}:{self._created // 60000 % 60:02d}:"
+        stamp += f"{self._created // 1000 % 60:02d}.{self._created % 1000:03d}Z"
         doc = {
             "href": f"/orgs/1/workloads/{uuid}",
+            "created_at": stamp,
             "deleted": False,
             "name": None,
             "description": None,

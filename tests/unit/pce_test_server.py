@@ -139,6 +139,21 @@ class Reply:
 Handler = Callable[[Request], Reply]
 
 
+@dataclass
+class Fault:
+    """What happens to the next `times` requests of `method` whose path matches `path` (a regex, searched):
+    "drop" - handled (the fake PCE stores what they do), then the connection closes without an answer;
+    a status such as 502 - handled, then answered with that status instead, as a gateway that gave up;
+    a function(request) - called before the request is handled (e.g. another run makes the object first)."""
+
+    method: str
+    path: str
+    action: object
+    times: int = 1
+    hits: list = field(default_factory=list)
+    before: Callable[[Request], object] | None = None  # called first, whatever the action
+
+
 class _RequestHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the client's session expects
 
@@ -163,7 +178,16 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
             connection=self.server.connection_numbers.get(self.connection, -1),
         )
         self.server.requests.append(request)
+        fault = self.server.fault_for(request)
+        if fault is not None and fault.before is not None:
+            fault.before(request)
+        if fault is not None and callable(fault.action):
+            fault.action(request)  # e.g. another run makes the object first
         reply = self.server.handler(request)
+        if fault is not None and fault.action == "drop":
+            reply = Reply(0, drop=True)  # handled and stored, then the answer is lost
+        elif fault is not None and isinstance(fault.action, int):
+            reply = Reply(fault.action, [{"token": "gateway", "message": f"gateway answered {fault.action}"}])
         if reply.drop:
             self.close_connection = True
             return
@@ -201,8 +225,18 @@ class _TlsHttpServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.connections: list[tuple[str, int]] = []  # client address of each TLS connection, in order
         self.closed: list[int] = []  # numbers of the connections the server has closed
         self.connection_numbers: dict[ssl.SSLSocket, int] = {}
+        self.faults: list[Fault] = []
         self._lock = threading.Lock()
         super().__init__(address, _RequestHandler)
+
+    def fault_for(self, request: Request) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.times > 0 and fault.method == request.method and re.search(fault.path, request.path):
+                    fault.times -= 1
+                    fault.hits.append(request)
+                    return fault
+        return None
 
     def finish_request(self, request, client_address):
         # The TLS handshake happens here, in the request's own thread: a client that fails it (untrusted
@@ -255,6 +289,12 @@ class TestServer:
     def closed(self) -> list[int]:
         """Numbers of the connections the server has closed so far."""
         return self._server.closed
+
+    def fault(self, method: str, path: str, action: object = "drop", times: int = 1, before=None) -> Fault:
+        """Make the next `times` matching requests fail after (or, with a function, before) they are handled."""
+        fault = Fault(method, path, action, times, before=before)
+        self._server.faults.append(fault)
+        return fault
 
     def start(self) -> TestServer:
         self._thread.start()

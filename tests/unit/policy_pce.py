@@ -233,7 +233,7 @@ class FakePolicyPce:
     def _create(self, kind: str, body) -> Reply:
         self._check_object(kind, body, creating=True)
         if self.find(kind, body["name"]):
-            raise Refused(f"name {body['name']!r} is already in use")
+            return Reply(406, [{"token": "name_must_be_unique", "message": f"name {body['name']!r} is already in use"}])
         doc = self.add(kind, **body)
         return Reply(201, doc)
 
