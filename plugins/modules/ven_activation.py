@@ -173,6 +173,7 @@ ven:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.microseg.illumio.plugins.module_utils.options import hide_credentials, refuse_stringified
 from ansible_collections.microseg.illumio.plugins.module_utils.ven import activation
 from ansible_collections.microseg.illumio.plugins.module_utils.ven.ctl import DEFAULT_INSTALL_DIR, VenCtl, VenCtlError
 from ansible_collections.microseg.illumio.plugins.module_utils.ven.facts import ACTIVATION_FILE, gather
@@ -338,6 +339,8 @@ def main():
         required_if=[("state", "activated", ["management_server"]), ("state", "prepared", ["management_server"])],
         supports_check_mode=True,
     )
+    hide_credentials(module, "proxy_server")
+    refuse_stringified(module)
     validate(module)
     try:
         run(module)

@@ -265,6 +265,7 @@ record:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.microseg.illumio.plugins.module_utils.options import url_credentials
 from ansible_collections.microseg.illumio.plugins.module_utils.ven.ctl import DEFAULT_INSTALL_DIR
 from ansible_collections.microseg.illumio.plugins.module_utils.ven.facts import (
     INSTALL_RECORD,
@@ -308,6 +309,8 @@ class VenPackage:
             if environment.get(key):
                 self.secrets.append(environment[key])
                 self.module.no_log_values.add(environment[key])
+        # check_proxy refuses a proxy with a user name or password; the results must not show them either.
+        self.module.no_log_values.update(url_credentials(environment.get("VEN_PROXY_SERVER")))
         if problems:
             raise PackageError("; ".join(problems))
         if self.params["sha256"] is not None:

@@ -152,6 +152,11 @@ from urllib.parse import urlencode
 from urllib.request import HTTPSHandler, ProxyHandler, build_opener
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.microseg.illumio.plugins.module_utils.options import (
+    hide_credentials,
+    refuse_stringified,
+    url_credentials,
+)
 from ansible_collections.microseg.illumio.plugins.module_utils.ven import activation
 from ansible_collections.microseg.illumio.plugins.module_utils.ven.ctl import DEFAULT_INSTALL_DIR, VenCtlError
 from ansible_collections.microseg.illumio.plugins.module_utils.ven.facts import data_dir_of, gather
@@ -278,6 +283,9 @@ def main():
         ),
         supports_check_mode=True,
     )
+    hide_credentials(module, "proxy_server")
+    module.no_log_values.update(url_credentials((module.params["environment"] or {}).get("VEN_PROXY_SERVER")))
+    refuse_stringified(module)
     validate(module)
     params = module.params
     environment = normalize_environment(params["environment"])[0]

@@ -116,6 +116,7 @@ output:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.microseg.illumio.plugins.module_utils.options import hide_credentials, refuse_stringified
 from ansible_collections.microseg.illumio.plugins.module_utils.ven import facts as ven_facts
 from ansible_collections.microseg.illumio.plugins.module_utils.ven.activation import check_proxy
 from ansible_collections.microseg.illumio.plugins.module_utils.ven.ctl import (
@@ -184,6 +185,8 @@ def main():
         required_if=[("state", "present", ("proxy_server",))],
         supports_check_mode=True,
     )
+    hide_credentials(module, "proxy_server")
+    refuse_stringified(module)
     params = module.params
     if params["state"] == "absent" and params["proxy_server"] is not None:
         module.fail_json(msg="proxy_server is only for state=present; state=absent removes the proxy setting")

@@ -13,6 +13,8 @@ __metaclass__ = type  # noqa: UP001 - Ansible boilerplate
 import os
 import re
 
+from ansible_collections.microseg.illumio.plugins.module_utils.options import url_credentials, without_credentials
+
 LABEL_KEYS = ("role", "app", "env", "loc")
 ENFORCEMENT_MODES = ("idle", "visibility_only", "selective", "full")
 VISIBILITY_LEVELS = ("flow_summary", "flow_drops", "flow_off")
@@ -38,6 +40,12 @@ def check_management_server(server):
 
 def check_proxy(proxy):
     """The VEN takes [http://]server[:port] and only the http scheme (VEN Proxy Support)."""
+    if url_credentials(proxy):
+        # Said without them: the message ends up in task results and logs.
+        return (
+            "proxy_server must not carry a user name or password (%s): the VEN's proxy support has no "
+            "authentication" % without_credentials(proxy)
+        )
     match = _PROXY.fullmatch(proxy or "")
     if not match:
         return "proxy_server must be [http://]SERVER[:PORT], not %r" % (proxy,)

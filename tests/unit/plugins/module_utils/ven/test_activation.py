@@ -75,7 +75,8 @@ def test_good_proxies(proxy):
         ("http://proxy:65536", "proxy_server: port out of range in 'http://proxy:65536'"),
         ("proxy:abc", "proxy_server must be [http://]SERVER[:PORT], not 'proxy:abc'"),
         ("http://", "proxy_server must be [http://]SERVER[:PORT], not 'http://'"),
-        ("http://user:secret@proxy:3128", "proxy_server must be [http://]SERVER[:PORT], not "),
+        ("http://user:secret@proxy:3128", "proxy_server must not carry a user name or password (http://proxy:3128)"),
+        ("user:se/cret@proxy:3128", "proxy_server must not carry a user name or password (proxy:3128)"),
         ("http://proxy:3128/path", "proxy_server must be [http://]SERVER[:PORT], not "),
         ("proxy server:3128", "proxy_server must be [http://]SERVER[:PORT], not "),
         ("", "proxy_server must be [http://]SERVER[:PORT], not ''"),
@@ -84,6 +85,7 @@ def test_good_proxies(proxy):
 )
 def test_bad_proxies(proxy, reason):
     assert check_proxy(proxy).startswith(reason)
+    assert "secret" not in check_proxy(proxy) and "se/cret" not in check_proxy(proxy)
 
 
 @pytest.mark.parametrize("code", [CODE, "ABCDEF0123", "0"])
