@@ -1,6 +1,6 @@
 """flow_upload survives its PCE dying mid-upload: SIGKILL the lab PCE, restart it, upload again, exactly once.
 
-The lab runs in its own data folder for these tests (the session lab is shared). In the first test a relay in
+The lab runs in its own data folder for these tests (the session lab is shared). In the first test the fault proxy in
 front of the PCE kills it right after it stored batch 4 and drops the answer: the hard case, every time. In
 the second the PCE is killed at a random moment during batch 4, so that batch was either stored with its
 answer lost or never stored. Either way the second run has to settle it against the PCE and finish. A traffic
@@ -14,13 +14,12 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
+from fault_proxy import FaultProxy
 from with_lab import LabPce, _create_api_key, _pcelab_command, _wait_ready
 
 FLOWS = 20000
@@ -130,70 +129,12 @@ def ansible(lab: Lab, collections_path: Path, book: Path, port: int | None = Non
     return subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-class CuttingProxy:
-    """A TCP relay in front of the lab (TLS passes through untouched) that can lose one upload's answer.
-
-    Requests of more than UPLOAD_BYTES are uploads (queries and reads are far smaller). When the answer to
-    upload number `cut_at` comes back from the PCE, which has committed it by then, the relay SIGKILLs the PCE
-    and closes the client's connection instead of passing the answer on.
-    """
-
-    UPLOAD_BYTES = 20000
-
-    def __init__(self, lab: Lab, cut_at: int):
-        self.lab = lab
-        self.cut_at = cut_at
-        self.uploads = 0
-        self.cut = threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                client, _address = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
-
-    def _relay(self, client):
-        try:
-            upstream = socket.create_connection(("127.0.0.1", self.lab.port))
-        except OSError:
-            client.close()
-            return
-        sent = {"bytes": 0}
-
-        def forward_requests():
-            try:
-                while data := client.recv(65536):
-                    sent["bytes"] += len(data)
-                    upstream.sendall(data)
-            except OSError:
-                pass
-            finally:
-                upstream.close()
-
-        threading.Thread(target=forward_requests, daemon=True).start()
-        try:
-            while data := upstream.recv(65536):
-                if sent["bytes"] > self.UPLOAD_BYTES:
-                    self.uploads += 1
-                    if self.uploads == self.cut_at and not self.cut.is_set():
-                        self.cut.set()
-                        self.lab.kill()
-                        break
-                sent["bytes"] = 0
-                client.sendall(data)
-        except OSError:
-            pass
-        finally:
-            client.close()
-            upstream.close()
-
-    def close(self):
-        self.listener.close()
+def cutting_proxy(lab: Lab, cut_at: int) -> tuple[FaultProxy, object]:
+    """The fault proxy in front of the lab; when the answer to upload number `cut_at` comes back from the PCE,
+    which has committed it by then, it SIGKILLs the PCE and closes the client's connection instead."""
+    proxy = FaultProxy(lab.folder, lab.port)
+    rule = proxy.lose("POST", r"/bulk_traffic_flows$", "drop", skip=cut_at - 1, on_answer=lambda path: lab.kill())
+    return proxy, rule
 
 
 def uploaded_lines(spool: Path) -> int:
@@ -247,11 +188,11 @@ def test_answer_lost_after_commit_then_sigkill_restart_gives_every_flow_exactly_
     expected = write_spool(spool)
     lab = Lab(tmp_path / "lab")
     lab.start()
-    proxy = CuttingProxy(lab, cut_at=4)
+    proxy, cut = cutting_proxy(lab, cut_at=4)
     try:
         book = playbook(tmp_path / "first.yml", spool, tmp_path / "first.json", 1)
         output = ansible(lab, collections_path, book, proxy.port).communicate(timeout=300)[0]
-        assert proxy.cut.is_set(), output
+        assert cut.fired.is_set(), output
         first_result = json.loads((tmp_path / "first.json").read_text())
         assert first_result.get("failed") is True, output
         assert uploaded_lines(spool) == 3 * BATCH  # answered; batch 4 is stored on the PCE but unanswered
