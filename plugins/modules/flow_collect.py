@@ -30,14 +30,24 @@ description:
     and destination port.
   - B(Reading the flow sets without losing updates.) The table has two generations of flow sets. The module
     switches recording to the other generation in one nft transaction, reads the generation that was filling,
-    and empties it only after its flows are in the spool and the state file is saved. A run that stops in
-    between leaves those flows in their sets, to be read by a later run.
-  - B(State.) Where each source stopped (file inode, offset and first bytes, database row ids) is kept in
-    O(state_file), written atomically with mode 0600 only after the spool files are written. A run that dies in
-    between reads the same lines again next time (flows spooled twice) rather than losing them.
+    and empties it only after its flows are in the spool and recorded in the state file. Every run first reads
+    the idle generation when it still holds flows (a run that stopped after switching, for example because the
+    spool was read-only), spools and empties it, then collects the filling one; so every run collects both
+    generations, as the role C(microseg.illumio.firewall) needs before it replaces or removes the table.
+  - B(Exactly once.) The spool files are first written under a staged name that nothing uploads. Then the state
+    file is saved (atomically, mode 0600) with where each source stopped and a record of the staged files and
+    of the flow set generation to empty; only then are the files renamed into place, the generation emptied
+    and the record removed. A run that stops before that save leaves nothing but staged files, which the next
+    run removes before it reads the same flows again; a run that stops after it leaves the record, and the next
+    run renames the files and empties the generation (unless the table was replaced since, which emptied it)
+    without reading or spooling those flows again. So a flow is spooled once, wherever a run is killed.
+  - B(State.) Where each source stopped (file inode, offset and first bytes, database row ids; the flow table's
+    handle and when each generation started filling) is kept in O(state_file). One run at a time - a run locks
+    the state file's folder (C(flock)) and waits up to 300 seconds for another one to finish.
   - B(Bounded spool.) When the spool is over O(spool_max_bytes) after writing, its oldest files are removed; the
     task warns with the number of flows lost and returns it as RV(dropped_flows).
-  - A source whose file does not exist is not an error; the task warns and counts nothing for it.
+  - A source whose file does not exist is not an error; the task warns (unless O(warn_missing=false)) and counts
+    nothing for it.
   - The upload format has no policy decision, so a flow seen both accepted and dropped is one line.
   - Python 3.6 or later, standard library only. Needs read access to the VEN's logs (usually root).
 options:
@@ -98,6 +108,13 @@ options:
         this only costs time; it is there for the sums' own sake.
     type: bool
     default: false
+  warn_missing:
+    description:
+      - Warn when a chosen source is not on the host (a VEN log or database that does not exist, a table
+        C(inet illumio) that records no flows). The role C(microseg.illumio.firewall) turns this off when it
+        collects the flow sets before replacing or removing the table, which may not record flows.
+    type: bool
+    default: true
   conntrack_command:
     description:
       - The command that lists the kernel's connection table for the V(conntrack) source. When its program is not
@@ -198,9 +215,33 @@ dropped_flows:
   returned: success
   type: int
   sample: 0
+resumed:
+  description: What this run finished or redid for an earlier run that was interrupted (not in check mode).
+  returned: success
+  type: dict
+  sample: {spool_files: [flows-20261123T140000Z-1.csv], flushed: a, discarded_files: [], unread_flows: 0}
+  contains:
+    spool_files:
+      description: Spool files the interrupted run had written and recorded, renamed into place now.
+      type: list
+      elements: str
+    flushed:
+      description: The flow set generation (V(a) or V(b)) whose flows the interrupted run had spooled, emptied
+        now; null when none.
+      type: str
+    discarded_files:
+      description: Spool files the interrupted run had staged but not recorded, removed; their flows are read
+        again by this run.
+      type: list
+      elements: str
+    unread_flows:
+      description: Flows of a flow set generation an interrupted run had switched away from but not spooled,
+        spooled now (counted in RV(flows)).
+      type: int
 """
 
 import errno
+import fcntl
 import json
 import os
 import shlex
@@ -215,6 +256,7 @@ NFT_TABLE = "%s %s" % (nft_sets.FAMILY, nft_sets.TABLE)
 STATE_VERSION = 1
 FLOW_DB_VIEWS = (("flow_view", parsers.ALLOWED), ("drop_flow_view", parsers.BLOCKED))
 CONNTRACK_TABLE = "/proc/net/nf_conntrack"
+LOCK_WAIT_SECONDS = 300
 
 
 class CollectError(Exception):
@@ -246,40 +288,90 @@ def resolve_sources(module, wanted, paths):
 
 
 def load_state(path):
+    """(the sources' state, the record of an interrupted run's unfinished writes or None) of the state file."""
     try:
         with open(path) as handle:
             state = json.load(handle)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
-            return {}
+            return {}, None
         raise CollectError("cannot read state_file %s: %s" % (path, exc)) from exc
     except ValueError as exc:
         raise CollectError(
             "state_file %s is not JSON (%s); remove it to read every source again" % (path, exc)
         ) from exc
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-        return {}
-    return state.get("sources") or {}
+        return {}, None
+    pending = state.get("pending")
+    if not isinstance(pending, dict):
+        pending = None
+    return state.get("sources") or {}, pending
 
 
-def save_state(path, sources_state):
+def save_state(path, sources_state, pending=None):
+    """Write the state file atomically. `pending` records writes that a run has committed to and not finished
+    (spool files staged, a flow set generation to empty); the next run finishes them when this one cannot."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         os.makedirs(folder, 0o700)
-    text = json.dumps({"version": STATE_VERSION, "sources": sources_state}, indent=1, sort_keys=True) + "\n"
+    document = {"version": STATE_VERSION, "sources": sources_state}
+    if pending:
+        document["pending"] = pending
+    text = json.dumps(document, indent=1, sort_keys=True) + "\n"
     writers.write_atomic(path, text, 0o600)
+
+
+class StateLock:
+    """An exclusive lock (flock) on the state file's folder, so that one collector at a time reads, spools and
+    empties flow sets: the flowlogs role and the firewall role's pre-apply spool may run at the same time."""
+
+    def __init__(self, path):
+        self.path = path
+        self.folder = os.path.dirname(os.path.abspath(path))
+        self.descriptor = None
+
+    def acquire(self, create=False):
+        """Lock the folder; when it does not exist, only with `create` (made then, mode 0700). True when held."""
+        if self.descriptor is not None:
+            return True
+        if not os.path.isdir(self.folder):
+            if not create:
+                return False
+            os.makedirs(self.folder, 0o700)
+        descriptor = os.open(self.folder, os.O_RDONLY)
+        deadline = time.time() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.time() > deadline:
+                    os.close(descriptor)
+                    raise CollectError(
+                        "another flow_collect has held the lock on %s for over %d seconds (or it cannot be "
+                        "locked: %s); nothing was read" % (self.folder, LOCK_WAIT_SECONDS, exc)
+                    ) from None
+                time.sleep(0.2)
+        self.descriptor = descriptor
+        return True
+
+    def release(self):
+        if self.descriptor is not None:
+            os.close(self.descriptor)
+            self.descriptor = None
 
 
 def new_report(path):
     return {"path": path, "lines": 0, "malformed": 0, "rotations": 0, "lost": []}
 
 
-def read_log(module, name, path, previous, aggregate, count_bytes):
+def read_log(module, name, path, previous, aggregate, count_bytes, warn_missing=True):
     """Read one vtap log since `previous` ({"path", "tail"}) into aggregate. Returns (report, new state)."""
     report = new_report(path)
     tail_state = previous.get("tail") if previous.get("path") == path else None
     if not tail_state and not os.path.exists(path):
-        module.warn("%s: %s does not exist; nothing read" % (name, path))
+        if warn_missing:
+            module.warn("%s: %s does not exist; nothing read" % (name, path))
         return report, {"path": path, "tail": {}}
     tail = parsers.LogTail(path, tail_state)
     decision = parsers.ALLOWED if name == "vtapflow" else parsers.BLOCKED
@@ -312,12 +404,13 @@ def readable_views(module, name, path, report, rowids=None):
         yield view, decision, result
 
 
-def read_flow_db(module, path, previous, aggregate):
+def read_flow_db(module, path, previous, aggregate, warn_missing=True):
     report = new_report(path)
     rowids = previous.get("rowids") if previous.get("path") == path else None
     rowids = dict(rowids or {})
     if not os.path.exists(path):
-        module.warn("flow_db: %s does not exist; nothing read" % path)
+        if warn_missing:
+            module.warn("flow_db: %s does not exist; nothing read" % path)
         return report, {"path": path, "rowids": rowids}
     for view, decision, result in readable_views(module, "flow_db", path, report, rowids):
         for row in result.rows:
@@ -330,13 +423,14 @@ def read_flow_db(module, path, previous, aggregate):
     return report, {"path": path, "rowids": rowids}
 
 
-def read_flowsum_db(module, path, previous, aggregate):
+def read_flowsum_db(module, path, previous, aggregate, warn_missing=True):
     """flowsum.db: running sums per (src, dst, dst_port, proto), updated in place; spool what each grew by."""
     report = new_report(path)
     counts = previous.get("counts") if previous.get("path") == path else None
     counts = dict(counts or {})
     if not os.path.exists(path):
-        module.warn("flowsum_db: %s does not exist; nothing read" % path)
+        if warn_missing:
+            module.warn("flowsum_db: %s does not exist; nothing read" % path)
         return report, {"path": path, "counts": counts}
     # A view that cannot be read now keeps what was remembered of it.
     seen = dict(counts)
@@ -395,14 +489,18 @@ def read_conntrack(module, command, aggregate):
 
 
 class NftSetsReader:
-    """The source nft_sets: switch the recording generation, read the one that was filling, later flush it."""
+    """The source nft_sets: read the generation an interrupted run left (unread_generation), switch the
+    recording generation and read the one that was filling (read), later flush what was read (flush).
 
-    def __init__(self, module, previous):
+    The state kept: {"table": the table's handle, "since": {generation: when it started filling}}."""
+
+    def __init__(self, module, previous, warn_missing=True):
         self.module = module
         self.previous = previous
+        self.warn_missing = warn_missing
         self.report = new_report("nft %s" % NFT_TABLE)
         self.state = dict(previous)
-        self.to_flush = None
+        self.target = None  # {"table", "generation"} read and to be flushed once spooled
 
     def run(self, argv, data=None):
         argv = [self.module.get_bin_path(argv[0], required=True), *argv[1:]]
@@ -414,16 +512,46 @@ class NftSetsReader:
         except nft_sets.NftSetError:
             return False
 
-    def read(self, aggregate):
+    def _since(self, table):
+        """When each generation of this table started filling, as far as the state knows."""
+        if self.previous.get("table") not in (None, table):
+            return {}  # the table was made again since
+        since = self.previous.get("since")
+        return since if isinstance(since, dict) else {}
+
+    def _filling(self):
+        filling = nft_sets.filling_generation(self.run)
+        if filling is None and self.warn_missing:
+            why = "records no flows (compile with record_flows)"
+            if not nft_sets.table_exists(self.run):
+                why = "does not exist (yet)"
+            self.module.warn("nft_sets: the table %s %s; nothing read" % (NFT_TABLE, why))
+        return filling
+
+    def unread_generation(self, aggregate):
+        """Read the idle generation when it holds flows: a run stopped between switching and emptying it (or
+        an earlier version of this module left them). Sets self.target; nothing is switched."""
         try:
             filling = nft_sets.filling_generation(self.run)
             if filling is None:
-                why = "records no flows (compile with record_flows)"
-                if not nft_sets.table_exists(self.run):
-                    why = "does not exist (yet)"
-                self.module.warn("nft_sets: the table %s %s; nothing read" % (NFT_TABLE, why))
                 return
-            since = self.previous.get("since") or {}
+            table = nft_sets.table_handle(self.run)
+            idle = nft_sets.other_generation(filling)
+            flows, notes = nft_sets.read_generation(self.run, idle, self._since(table).get(idle))
+        except nft_sets.NftSetError as exc:
+            raise CollectError("nft_sets: %s" % exc) from None
+        if flows:
+            self.add(aggregate, (flows, notes))
+            self.target = {"table": table, "generation": idle}
+            self.state = {"table": table, "since": {filling: self._since(table).get(filling)}}
+
+    def read(self, aggregate):
+        try:
+            filling = self._filling()
+            if filling is None:
+                return
+            table = nft_sets.table_handle(self.run)
+            since = self._since(table)
             if self.module.check_mode:
                 for generation in nft_sets.FLOW_GENERATIONS:
                     self.add(aggregate, nft_sets.read_generation(self.run, generation, since.get(generation)))
@@ -432,10 +560,14 @@ class NftSetsReader:
             if not nft_sets.read_generation(self.run, filling)[0]:
                 return
             idle = nft_sets.other_generation(filling)
+            if nft_sets.read_generation(self.run, idle)[0]:
+                raise nft_sets.NftSetError(
+                    "the idle generation %s still holds flows that were not spooled; nothing switched" % idle
+                )
             started = time.time()
             nft_sets.switch(self.run, idle)
-            self.state = {"since": {idle: started}}
-            self.to_flush = filling
+            self.state = {"table": table, "since": {idle: started}}
+            self.target = {"table": table, "generation": filling}
             self.add(aggregate, nft_sets.read_generation(self.run, filling, since.get(filling)))
         except nft_sets.NftSetError as exc:
             raise CollectError("nft_sets: %s" % exc) from None
@@ -449,15 +581,23 @@ class NftSetsReader:
         for note in notes:
             self.module.warn("nft_sets: %s" % note)
 
-    def finish(self):
-        """Empty the generation that was read, once its flows are spooled and the state saved."""
-        if self.to_flush is not None:
-            try:
-                nft_sets.flush(self.run, self.to_flush)
-            except nft_sets.NftSetError as exc:
-                raise CollectError(
-                    "nft_sets: the flows are spooled, but emptying their sets failed: %s" % exc
-                ) from None
+    def flush(self, target):
+        """Empty the generation `target` names once its flows are spooled and recorded as spooled - unless the
+        table was made again since (its sets went with it) or that generation is filling again. True when
+        emptied."""
+        try:
+            if nft_sets.table_handle(self.run) != target.get("table"):
+                return False
+            filling = nft_sets.filling_generation(self.run)
+            if target.get("generation") not in nft_sets.FLOW_GENERATIONS or filling in (None, target["generation"]):
+                return False
+            nft_sets.flush(self.run, target["generation"])
+        except nft_sets.NftSetError as exc:
+            raise CollectError(
+                "nft_sets: the flows are spooled, but emptying their sets failed (the next run empties them "
+                "without spooling them again): %s" % exc
+            ) from None
+        return True
 
 
 def upload_rows(aggregate):
@@ -470,39 +610,151 @@ def upload_rows(aggregate):
     return merged
 
 
+class Writes:
+    """A run's writes, made so that each flow is spooled exactly once whenever the run stops:
+
+    1. stage the spool files (invisible to the upload);
+    2. commit: save the sources' new state with a record of the staged names and of the flow set generation
+       to empty (the one write that decides whether the flows are spooled);
+    3. publish the staged files; 4. empty that generation; 5. save the state without the record.
+
+    A run that stops before 2 leaves staged files that the next run discards, and reads the same flows again;
+    one that stops after 2 leaves the record, and the next run finishes 3 to 5 (resume) before reading anything.
+    """
+
+    def __init__(self, module, lock, sources_state):
+        params = module.params
+        self.module = module
+        self.lock = lock
+        self.state_file = params["state_file"]
+        self.saved = sources_state  # the sources' state as the state file has it now
+        self.state_existed = os.path.exists(self.state_file)
+        self.spool = writers.Spool(
+            params["spool_dir"], max_lines=params["spool_file_lines"], max_bytes=params["spool_max_bytes"]
+        )
+        self.files = []
+        self.flows = 0
+        self.dropped_files = []
+        self.dropped_flows = 0
+        self.resumed = {"spool_files": [], "flushed": None, "discarded_files": [], "unread_flows": 0}
+
+    def resume(self, pending):
+        """Finish what an interrupted run committed to; discard what it staged without committing."""
+        if pending:
+            names = [name for name in pending.get("spool_files") or [] if writers.SPOOL_NAME.match(str(name))]
+            self._publish(names, self.resumed["spool_files"])
+            target = pending.get("flush")
+            if isinstance(target, dict) and NftSetsReader(self.module, {}).flush(target):
+                self.resumed["flushed"] = target.get("generation")
+            self._save(None)
+        self.resumed["discarded_files"] = self.spool.discard_staged()
+
+    def commit(self, sources_state, rows, nft_reader=None):
+        """Spool rows, record the sources' new state, and empty the flow sets nft_reader read."""
+        target = nft_reader.target if nft_reader is not None else None
+        staged = self.spool.stage(rows) if rows else []
+        if not staged and target is None:
+            # Only the sources' state to save (a log read to its end): nothing to record, no file when empty.
+            if (sources_state != self.saved or not self.state_existed) and (sources_state or self.state_existed):
+                self._lock()
+                self.saved = sources_state
+                self._save(None)
+            return
+        self._lock()
+        self.saved = sources_state
+        self._save({"spool_files": staged, "flush": target})
+        self._publish(staged, self.files)
+        if target is not None:
+            nft_reader.flush(target)
+            nft_reader.target = None
+        self._save(None)
+
+    def _lock(self):
+        if self.lock.descriptor is None:
+            self.lock.acquire(create=True)
+            if not self.state_existed and os.path.exists(self.state_file):
+                self.spool.discard_staged()
+                raise CollectError(
+                    "another flow_collect wrote %s while this one read the sources; nothing was spooled, run "
+                    "again" % self.state_file
+                )
+
+    def _save(self, pending):
+        save_state(self.state_file, self.saved, pending)
+        self.state_existed = True
+
+    def _publish(self, names, into):
+        written = self.spool.publish(names)
+        into.extend(written.files)
+        self.flows += written.flows
+        self.dropped_files.extend(written.dropped_files)
+        self.dropped_flows += written.dropped_flows
+
+
 def run(module):
     params = module.params
+    lock = StateLock(params["state_file"])
+    try:
+        if not module.check_mode:
+            lock.acquire()
+        return collect(module, lock)
+    finally:
+        lock.release()
+
+
+def collect(module, lock):
+    params = module.params
     paths = source_paths(params)
-    previous = load_state(params["state_file"])
+    warn_missing = params["warn_missing"]
+    previous, pending = load_state(params["state_file"])
+    writes = Writes(module, lock, previous)
+    if not module.check_mode:
+        writes.resume(pending)
+    sources = resolve_sources(module, params["sources"], paths)
+    connections = 0
+    nft_reader = None
+    if "nft_sets" in sources:
+        nft_reader = NftSetsReader(module, previous.get("nft_sets") or {}, warn_missing)
+        if not module.check_mode:
+            unread = FlowAggregate()
+            nft_reader.unread_generation(unread)
+            if nft_reader.target is not None:
+                rows = upload_rows(unread)
+                connections += rows.connections()
+                writes.resumed["unread_flows"] = len(rows.rows())
+                previous = dict(previous, nft_sets=nft_reader.state)
+                writes.commit(previous, rows.rows(), nft_reader)
+                nft_reader.previous = previous["nft_sets"]
     new_state = dict(previous)
     aggregate = FlowAggregate()
     reports = {}
-    nft_reader = None
-    for name in resolve_sources(module, params["sources"], paths):
+    for name in sources:
         if name in reports:
             continue
         before = previous.get(name) or {}
         if name in ("vtapflow", "vtapdrop"):
             reports[name], new_state[name] = read_log(
-                module, name, paths[name], before, aggregate, params["count_bytes"]
+                module, name, paths[name], before, aggregate, params["count_bytes"], warn_missing
             )
         elif name == "flow_db":
-            reports[name], new_state[name] = read_flow_db(module, paths[name], before, aggregate)
+            reports[name], new_state[name] = read_flow_db(module, paths[name], before, aggregate, warn_missing)
         elif name == "flowsum_db":
-            reports[name], new_state[name] = read_flowsum_db(module, paths[name], before, aggregate)
+            reports[name], new_state[name] = read_flowsum_db(module, paths[name], before, aggregate, warn_missing)
         elif name == "nft_sets":
-            nft_reader = NftSetsReader(module, before)
             nft_reader.read(aggregate)
-            reports[name], new_state[name] = nft_reader.report, nft_reader.state
+            reports[name] = nft_reader.report
+            if nft_reader.state or name in previous:
+                new_state[name] = nft_reader.state
         else:
             reports[name] = read_conntrack(module, params["conntrack_command"], aggregate)
     merged = upload_rows(aggregate)
     rows = merged.rows()
+    connections += merged.connections()
     result = {
         "changed": False,
         "sources": reports,
         "flows": len(rows),
-        "connections": merged.connections(),
+        "connections": connections,
         "spool_files": [],
         "dropped_flows": 0,
     }
@@ -515,23 +767,18 @@ def run(module):
         )
         result["pending_files"] = pending_upload_files(params["spool_dir"])
         return result
-    if rows:
-        spool = writers.Spool(
-            params["spool_dir"], max_lines=params["spool_file_lines"], max_bytes=params["spool_max_bytes"]
+    writes.commit(new_state, rows, nft_reader)
+    resumed = writes.resumed
+    result["flows"] += resumed["unread_flows"]
+    result["spool_files"] = [name for name in writes.files if name not in writes.dropped_files]
+    result["dropped_flows"] = writes.dropped_flows
+    result["resumed"] = resumed
+    result["changed"] = bool(writes.files or writes.dropped_files or resumed["spool_files"] or resumed["flushed"])
+    if writes.dropped_files:
+        module.warn(
+            "the spool %s was over spool_max_bytes (%d): the %d oldest files with %d flows were removed"
+            % (params["spool_dir"], params["spool_max_bytes"], len(writes.dropped_files), writes.dropped_flows)
         )
-        written = spool.write(rows)
-        result["spool_files"] = list(written.files)
-        result["dropped_flows"] = written.dropped_flows
-        result["changed"] = bool(written.files) or bool(written.dropped_files)
-        if written.dropped_files:
-            module.warn(
-                "the spool %s was over spool_max_bytes (%d): the %d oldest files with %d flows were removed"
-                % (params["spool_dir"], params["spool_max_bytes"], len(written.dropped_files), written.dropped_flows)
-            )
-    if new_state != previous or not os.path.exists(params["state_file"]):
-        save_state(params["state_file"], new_state)
-    if nft_reader is not None:
-        nft_reader.finish()
     result["pending_files"] = pending_upload_files(params["spool_dir"])
     return result
 
@@ -556,6 +803,7 @@ def main():
             spool_file_lines=dict(type="int", default=10000),
             count_bytes=dict(type="bool", default=False),
             conntrack_command=dict(type="str", default="conntrack -L -o extended"),
+            warn_missing=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )

@@ -5,7 +5,10 @@
 Reading and resetting a set that packets keep updating would lose the updates in between, and this nft has
 no "reset element". So the table keeps two generations of sets: the collector first switches the generation
 maps to the idle generation (one nft transaction), then reads the generation that was filling and flushes it
-once its flows are safely spooled. The caller passes `run(argv, data=None) -> (rc, stdout, stderr)`.
+once its flows are safely spooled. Once the switch has settled, nothing adds to the idle generation any more
+(its elements can only time out), so a generation left unflushed by an interrupted run is read, or flushed,
+by the next one; the table's handle, which changes whenever the table is made again, tells whether a
+generation is still the one a run spooled. The caller passes `run(argv, data=None) -> (rc, stdout, stderr)`.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -52,6 +55,23 @@ def _nft(run, args, data=None):
 
 def table_exists(run):
     return run(["nft", "list", "tables", FAMILY])[1].split().count(TABLE) > 0
+
+
+def table_handle(run):
+    """The kernel's handle of the table, or None when there is no table. A table made again (firewall_apply
+    replaces it whole) gets a new handle, so a generation is identified by the table handle and its name."""
+    rc, out, _err = run(["nft", "-j", "list", "tables", FAMILY])
+    if rc != 0:
+        return None
+    try:
+        document = json.loads(out)
+    except ValueError:
+        raise NftSetError("nft printed no JSON for its tables: %s" % out.strip()[:200]) from None
+    for item in document.get("nftables", []) if isinstance(document, dict) else []:
+        table = item.get("table") if isinstance(item, dict) else None
+        if isinstance(table, dict) and table.get("name") == TABLE and table.get("family") == FAMILY:
+            return table.get("handle")
+    return None
 
 
 def filling_generation(run):

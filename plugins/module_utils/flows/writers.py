@@ -12,7 +12,11 @@ has no decision column: pass rows of one decision (FlowAggregate.rows("allowed")
 Every file is written atomically (a temporary file in the same folder, flushed to disk, then renamed) with mode
 0600. Spool files are named `flows-<UTC yyyymmddThhmmssZ>-<sequence>.csv` (`.jsonl` for JSON lines), the names
 that the flow_upload module reads, in order of time stamp, then sequence number; a name is never reused while a
-file of that name is in the spool or in its `done/` folder.
+file of that name is in the spool or in its `done/` folder (or staged).
+
+A writer that must record elsewhere that it wrote a file (flow_collect's state file) stages the files first:
+`stage()` writes them as `.staged-<name>`, which nothing uploads; once the writer's own record names them,
+`publish()` renames them into place, and `discard_staged()` removes what a writer staged but never recorded.
 
 Python 3.6+ standard library only: this runs on managed hosts.
 """
@@ -32,6 +36,7 @@ import time
 DEFAULT_MAX_LINES = 1000  # the PCE takes bulk uploads in batches of 1000 lines
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 SPOOL_NAME = re.compile(r"^flows-(\d{8}T\d{6}Z)-(\d+)\.(csv|jsonl)$")
+STAGED_PREFIX = ".staged-"
 STALE_TEMPORARY_SECONDS = 3600
 
 SpoolResult = collections.namedtuple("SpoolResult", "files flows dropped_files dropped_flows")
@@ -176,6 +181,53 @@ class Spool:
 
     def write(self, rows, now=None):
         """Spool rows (AggregateRow or SummaryRow) in files of at most max_lines. Returns a SpoolResult."""
+        written, lines = self._write(rows, now, "")
+        dropped_files, dropped_flows = self.enforce_budget()
+        kept = [name for name in written if name not in dropped_files]
+        return SpoolResult(kept, lines, dropped_files, dropped_flows)
+
+    def stage(self, rows, now=None):
+        """Write rows like write(), but as staged files that nothing reads yet. Returns their final names."""
+        return self._write(rows, now, STAGED_PREFIX)[0]
+
+    def publish(self, names):
+        """Rename the staged files of these final names into place; names already in place stay. Returns a
+        SpoolResult of the names now in the spool (the budget enforced afterwards, as by write())."""
+        published, lines = [], 0
+        for name in names:
+            if not SPOOL_NAME.match(name):
+                raise ValueError("not a spool file name: %r" % name)
+            final = os.path.join(self.directory, name)
+            staged = os.path.join(self.directory, STAGED_PREFIX + name)
+            if os.path.exists(staged):
+                os.rename(staged, final)
+            elif not os.path.exists(final):
+                continue  # published by an earlier run, then uploaded and removed
+            published.append(name)
+            lines += _count_lines(final)
+        if published:
+            sync_dir(self.directory)
+        dropped_files, dropped_flows = self.enforce_budget()
+        kept = [name for name in published if name not in dropped_files]
+        return SpoolResult(kept, lines, dropped_files, dropped_flows)
+
+    def discard_staged(self):
+        """Remove staged files (a writer that stopped before recording them). Returns their final names."""
+        removed = []
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return removed
+        for name in sorted(names):
+            if name.startswith(STAGED_PREFIX) and SPOOL_NAME.match(name[len(STAGED_PREFIX) :]):
+                try:
+                    os.unlink(os.path.join(self.directory, name))
+                except OSError:
+                    continue
+                removed.append(name[len(STAGED_PREFIX) :])
+        return removed
+
+    def _write(self, rows, now, prefix):
         self._ensure_dir()
         self._remove_stale_temporaries(now)
         line_of = csv_line if self.kind == "csv" else json_line
@@ -187,11 +239,9 @@ class Spool:
             chunk = lines[start : start + self.max_lines]
             sequence += 1
             name = "flows-%s-%d.%s" % (stamp, sequence, self.kind)
-            write_atomic(os.path.join(self.directory, name), "".join(chunk))
+            write_atomic(os.path.join(self.directory, prefix + name), "".join(chunk))
             written.append(name)
-        dropped_files, dropped_flows = self.enforce_budget()
-        kept = [name for name in written if name not in dropped_files]
-        return SpoolResult(kept, len(lines), dropped_files, dropped_flows)
+        return written, len(lines)
 
     def enforce_budget(self):
         """Remove the oldest files until the spool is within max_bytes. Returns (names removed, flows in them)."""
@@ -212,7 +262,7 @@ class Spool:
         return dropped, flows
 
     def _last_sequence(self, stamp):
-        """The highest sequence number of a spool file (here or in done/) with this time stamp, else 0."""
+        """The highest sequence number of a spool file (here, staged, or in done/) with this time stamp, else 0."""
         last = 0
         for folder in (self.directory, os.path.join(self.directory, "done")):
             try:
@@ -220,7 +270,7 @@ class Spool:
             except OSError:
                 continue
             for name in names:
-                match = SPOOL_NAME.match(name)
+                match = SPOOL_NAME.match(name[len(STAGED_PREFIX) :] if name.startswith(STAGED_PREFIX) else name)
                 if match and match.group(1) == stamp:
                     last = max(last, int(match.group(2)))
         return last

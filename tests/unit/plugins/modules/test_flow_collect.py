@@ -348,7 +348,7 @@ def test_state_is_written_only_after_the_spool(host, monkeypatch):
     def crash(self, rows, now=None):
         raise OSError("disk full")
 
-    monkeypatch.setattr(flow_collect.writers.Spool, "write", crash)
+    monkeypatch.setattr(flow_collect.writers.Spool, "stage", crash)
     failed = host.run(sources=["vtapflow"])
     assert failed["failed"] is True
     assert "disk full" in failed["msg"]

@@ -1,69 +1,20 @@
 """nft_sets: reading the enforcement table's flow sets, and flow_collect's nft_sets source, against a fake nft
-that keeps the maps and sets like the kernel does (the real kernel is exercised by tests/hosts/test_flows_host.py).
+that keeps the maps and sets like the kernel does (tests/unit/fake_nft.py; the real kernel is exercised by
+tests/vensim/test_flows_role.py).
 """
 
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.microseg.illumio.plugins.module_utils.flows import nft_sets
 from ansible_collections.microseg.illumio.plugins.modules import flow_collect
+from fake_nft import TIMEOUT, FakeNft, element, set_json
 from module_runner import run_module
 
 NOW = 1_800_000_000.0
-TIMEOUT = 3600
-
-
-def element(src, dst, proto, port, packets, expires=TIMEOUT):
-    return {"elem": {"val": {"concat": [src, dst, proto, port]}, "expires": expires, "counter": {"packets": packets}}}
-
-
-def set_json(name, elements, size=1000):
-    entry = {"family": "inet", "name": name, "table": "illumio", "size": size, "timeout": TIMEOUT}
-    if elements:
-        entry["elem"] = elements
-    return json.dumps({"nftables": [{"metainfo": {"version": "1.0.6"}}, {"set": entry}]})
-
-
-class FakeNft:
-    """The flow maps and sets of a table inet illumio that records flows; `calls` logs what was run."""
-
-    def __init__(self, records=True):
-        self.records = records
-        self.table = True
-        self.filling = "a"
-        self.sets = {}
-        self.calls = []
-
-    def record(self, decision, family, src, dst, proto, port, packets=1, generation=None):
-        name = nft_sets.flow_set_name(decision, family, generation or self.filling)
-        self.sets.setdefault(name, []).append(element(src, dst, proto, port, packets))
-
-    def __call__(self, argv, data=None):
-        self.calls.append(" ".join(argv[1:]) if data is None else data.strip())
-        args = argv[1:]
-        if args[:2] == ["list", "tables"]:
-            return 0, "table inet illumio\n" if self.table else "", ""
-        if args[:2] == ["list", "map"]:
-            if not self.records:
-                return 1, "", "Error: No such file or directory"
-            target = "flow_allow_" + self.filling
-            listing = f"map flow_gen_allow {{\n\t\telements = {{ tcp : jump {target}, udp : jump {target} }}\n"
-            return 0, listing, ""
-        if args[:3] == ["-j", "list", "set"]:
-            return 0, set_json(args[-1], self.sets.get(args[-1], [])), ""
-        if args == ["-f", "-"]:
-            for generation in re.findall(
-                r"add element inet illumio flow_gen_allow \{ tcp : jump flow_allow_(\w)", data
-            ):
-                self.filling = generation
-            for name in re.findall(r"flush set inet illumio (\S+)", data):
-                self.sets.pop(name, None)
-            return 0, "", ""
-        return 1, "", f"unexpected nft call {args}"
 
 
 def test_parse_set_json_turns_elements_into_flows():

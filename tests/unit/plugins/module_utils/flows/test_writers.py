@@ -222,3 +222,22 @@ def test_spool_names_are_the_ones_the_uploader_reads(tmp_path):
     assert traffic.spool_files(str(tmp_path)) == result.files
     jsonl = Spool(str(tmp_path / "jsonl"), kind="jsonl").write([row(1)], now=1700000000.0)
     assert not traffic.upload_file_key(jsonl.files[0])  # only CSV is the upload format
+
+
+def test_staged_files_are_invisible_until_published_and_discarded_when_never_published(tmp_path):
+    rows = [row()]
+    spool = Spool(str(tmp_path), max_lines=10)
+    names = spool.stage(rows, now=1_800_000_000)
+    assert names == ["flows-20270115T080000Z-1.csv"]
+    assert spool.files() == [] and (tmp_path / (".staged-" + names[0])).exists()
+    # A second writer in the same second does not take the staged name.
+    assert spool.stage(rows, now=1_800_000_000) == ["flows-20270115T080000Z-2.csv"]
+    published = spool.publish(names)
+    assert published.files == names and published.flows == 1
+    assert [spool_file.name for spool_file in spool.files()] == names
+    # Publishing again is a no-op; a name neither staged nor in place (uploaded and removed since) is skipped.
+    assert spool.publish(names).files == names
+    (tmp_path / names[0]).unlink()
+    assert spool.publish(names).files == []
+    assert spool.discard_staged() == ["flows-20270115T080000Z-2.csv"]
+    assert sorted(os.listdir(tmp_path)) == []
