@@ -70,7 +70,9 @@ class LabProcess:
     def ca(self) -> str:
         return self.info["ca"]
 
-    def start(self, timeout: float = 20.0) -> LabProcess:
+    # How long a start may take: what is tested is that it starts, not how fast. Making the CA and server keys
+    # on a loaded 2-core machine took over 20 s in a fresh-clone make test (RuntimeError: pcelab did not start).
+    def start(self, timeout: float = 90.0) -> LabProcess:
         ready = self.folder / "ready.json"
         ready.unlink(missing_ok=True)
         command = [*PCELAB, "serve", "--data-dir", self.data_dir, "--api-key", f"{API_USER}:{API_SECRET}",
@@ -81,8 +83,9 @@ class LabProcess:
         deadline = time.monotonic() + timeout
         while not ready.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
+                waited = "exited" if self.process.poll() is not None else f"not ready after {timeout:.0f} s"
                 self.stop()
-                raise RuntimeError(f"pcelab did not start: {self.stderr}")
+                raise RuntimeError(f"pcelab did not start ({waited}): {self.stderr}")
             time.sleep(0.05)
         self.info = json.loads(ready.read_text())
         return self
