@@ -29,7 +29,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-READY_TIMEOUT_SECONDS = 90  # a start on a loaded machine (making keys) can take tens of seconds
+READY_TIMEOUT_SECONDS = 90  # a start on a loaded machine can take tens of seconds
 
 
 @dataclass

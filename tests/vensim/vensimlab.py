@@ -45,7 +45,7 @@ def load_sibling(name: str, alias: str):
 
 vensim_build = load_sibling("build", "vensim_build")
 
-READY_SECONDS = 90  # a start on a loaded machine (key generation) can take tens of seconds
+READY_SECONDS = 90  # a start on a loaded machine can take tens of seconds
 
 
 def pcelab_command() -> list[str]:

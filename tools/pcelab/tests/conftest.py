@@ -70,8 +70,8 @@ class LabProcess:
     def ca(self) -> str:
         return self.info["ca"]
 
-    # How long a start may take: what is tested is that it starts, not how fast. Making the CA and server keys
-    # on a loaded 2-core machine took over 20 s in a fresh-clone make test (RuntimeError: pcelab did not start).
+    # How long a start may take: what is tested is that it starts, not how fast. On a loaded 2-core machine
+    # (load average 35) a start took over 20 s in a fresh-clone make test (RuntimeError: pcelab did not start).
     def start(self, timeout: float = 90.0) -> LabProcess:
         ready = self.folder / "ready.json"
         ready.unlink(missing_ok=True)
