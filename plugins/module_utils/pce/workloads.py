@@ -820,7 +820,7 @@ def _settle_bulk_duplicates(client, planner, plan, made, warnings):
         by_hostname = _by_hostname(planner.read())
         for hostname in tied:
             raced[hostname] = by_hostname.get(hostname, [])
-    removed = set()
+    removed, gave_way = set(), []
     for hostname, docs in sorted(raced.items()):
         others = [doc for doc in docs if doc["href"] not in own]
         if not others:
@@ -834,9 +834,15 @@ def _settle_bulk_duplicates(client, planner, plan, made, warnings):
             client.delete(href)
         if mine:
             removed.add(hostname)
+            gave_way.extend(mine)
             plan.existing += 1
             _plan_convergence(planner, plan, hostname, winner)
-            warnings.append(_race_warning("hostname", hostname, winner, mine))
+    if removed:
+        warnings.append(
+            "another run created workloads with %d of these hostnames at the same time; the older ones were kept and "
+            "the %d this run had made were deleted (hostnames: %s)"
+            % (len(removed), len(gave_way), ", ".join(_capped(removed)))
+        )
     return removed
 
 
