@@ -6,7 +6,8 @@ Clients connect to the proxy as to the PCE: it presents the lab's own server cer
 against the lab CA unchanged), reads each request, sends it to the lab over a verified TLS connection, reads the
 whole answer and then either passes it on or - for a request a rule matches - loses it: closes the client's
 connection without a word ("drop"), or answers a gateway status (502, 504) instead. Either way the PCE has done
-the work; the client cannot know.
+the work; the client cannot know. It can also hold chosen requests for a while before relaying them (`slow`), as a
+slow network does, to widen the window in which two concurrent runs race.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 import socketserver
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +55,9 @@ class _Relay(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         headers = {name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP}
+        delay = proxy.delay_for(self.command, self.path.split("?", 1)[0])
+        if delay:
+            time.sleep(delay)  # a slow network or PCE: the request arrives late
         upstream = getattr(self, "_upstream", None)
         if upstream is None:
             upstream = self._upstream = proxy.upstream()
@@ -128,6 +133,7 @@ class FaultProxy:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(folder / "server.pem"), str(folder / "server.key"))
         self.rules: list[Rule] = []
+        self.delays: list[list] = []  # [method, path pattern, seconds, times left]
         self._lock = threading.Lock()
         self._server = _TlsServer(("127.0.0.1", 0), _Relay)
         self._server.context = context
@@ -149,6 +155,19 @@ class FaultProxy:
         with self._lock:
             self.rules.append(rule)
         return rule
+
+    def slow(self, method: str, path: str, seconds: float, times: int = 1) -> None:
+        """Hold the next `times` requests of `method` whose path matches `path` for `seconds` before relaying them."""
+        with self._lock:
+            self.delays.append([method, path, seconds, times])
+
+    def delay_for(self, method: str, path: str) -> float:
+        with self._lock:
+            for delay in self.delays:
+                if delay[0] == method and delay[3] > 0 and re.search(delay[1], path):
+                    delay[3] -= 1
+                    return delay[2]
+        return 0.0
 
     def rule_for(self, method: str, path: str) -> Rule | None:
         with self._lock:

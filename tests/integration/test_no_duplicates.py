@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def playbook(path: Path, tasks: str) -> Path:
     return path
 
 
-def start(lab, collections_path: Path, book: Path, port: int | None = None) -> subprocess.Popen:
+def start(lab, collections_path: Path, book: Path, port: int | None = None, extra=None) -> subprocess.Popen:
     environment = {
         **os.environ,
         **lab.environment(),
@@ -44,16 +45,9 @@ def start(lab, collections_path: Path, book: Path, port: int | None = None) -> s
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
     }
-    command = [
-        str(Path(sys.executable).with_name("ansible-playbook")),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-e",
-        f"ansible_python_interpreter={sys.executable}",
-        str(book),
-    ]
+    command = [str(Path(sys.executable).with_name("ansible-playbook"))]
+    command += extra or ["-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}"]
+    command.append(str(book))
     return subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -208,44 +202,83 @@ def test_rule_set_whose_rule_fails_reports_what_it_created(lab, proxy, collectio
 
 
 # --- concurrent runs ---------------------------------------------------------------------------------------------
-def run_twice_at_once(lab, collections_path, book) -> list[tuple[int, str]]:
-    processes = [start(lab, collections_path, book) for _ in range(2)]
+FORKS = 25
+
+
+def run_twice_at_once(
+    lab, collections_path, folder: Path, task_text: str, hosts: int = 1, port: int | None = None
+) -> list[tuple[int, str]]:
+    """Run the same play twice at once, so that both runs reach the module task at the same moment.
+
+    The play runs on `hosts` inventory hosts (all local, FORKS at a time), as a play that manages one object per
+    host does. Each run first says it is ready and waits; once both are, the test lets them go together.
+    """
+    inventory = folder / "hosts.ini"
+    inventory.write_text(
+        "".join(f"h{n} ansible_connection=local ansible_python_interpreter={sys.executable}\n" for n in range(hosts))
+    )
+    go = folder / "go"
+    wait_for_go = f"import os, time\nwhile not os.path.exists({str(go)!r}):\n    time.sleep(0.005)\n"
+    barrier = (
+        "    - ansible.builtin.copy:\n"
+        "        content: ready\n"
+        f"        dest: '{folder}/ready-{{{{ run }}}}'\n"
+        "        mode: '0600'\n"
+        "      run_once: true\n"
+        # wait_for polls once a second, which would let the runs go up to a second apart: poll every 5 ms.
+        "    - ansible.builtin.command:\n"
+        "        argv:\n"
+        f"          - {sys.executable}\n"
+        "          - -c\n"
+        f"          - {json.dumps(wait_for_go)}\n"
+        "      changed_when: false\n"
+        "      run_once: true\n"
+        "      timeout: 300\n"
+    )
+    book = folder / "play.yml"
+    book.write_text(f"- hosts: all\n  gather_facts: false\n  tasks:\n{barrier}{task_text}")
+    processes = [
+        start(lab, collections_path, book, port, extra=["-i", str(inventory), "-f", str(FORKS), "-e", f"run={run}"])
+        for run in (1, 2)
+    ]
+    deadline = time.monotonic() + 300
+    while not all((folder / f"ready-{run}").exists() for run in (1, 2)):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in processes), "the runs never got ready"
+        time.sleep(0.05)
+    go.write_text("go")
     return [(process.wait(timeout=900), process.stdout.read()) for process in processes]
 
 
-def loop_task(module: str, args: dict, items: list) -> str:
-    return f"    - microseg.illumio.{module}: {json.dumps(args)}\n      loop: {json.dumps(items)}\n"
-
-
 CONCURRENT = {
-    "label": ("label", {"key": "app", "value": "{{ item }}"}, "labels", "value", "{tag}-{n}"),
+    # case: (module, its arguments for host h<n>, collection, identifying field, the value for host h<n>)
+    "label": ("label", {"key": "app", "value": "{tag}-{{{{ inventory_hostname }}}}"}, "labels", "value", "{tag}-h{n}"),
     "workload": (
         "workload",
-        {"hostname": "{{ item }}", "labels": {"app": "{tag}-0"}},
+        {"hostname": "{tag}-{{{{ inventory_hostname }}}}.example", "labels": {"app": "{tag}-0"}},
         "workloads",
         "hostname",
-        "{tag}-{n}.example",
+        "{tag}-h{n}.example",
     ),
     "ip_list": (
         "ip_list",
-        {"name": "{{ item }}", "ip_ranges": ["10.9.0.0/16"]},
+        {"name": "{tag}-{{{{ inventory_hostname }}}}", "ip_ranges": ["10.9.0.0/16"]},
         "sec_policy/draft/ip_lists",
         "name",
-        "{tag}-{n}",
+        "{tag}-h{n}",
     ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CONCURRENT))
-def test_two_concurrent_loops_converge_to_one_runs_state(lab, collections_path, tmp_path, case):
+def test_two_concurrent_runs_over_many_hosts_converge_to_one_runs_state(lab, collections_path, tmp_path, case):
+    """Each of COUNT hosts manages its own object (a label, a workload, an IP list named after it), twice at once."""
     module, args, collection, field, pattern = CONCURRENT[case]
     tag = f"race-{case.replace('_', '-')}-{uuid.uuid4().hex[:8]}"
     values = [pattern.format(tag=tag, n=n) for n in range(COUNT)]
-    tasks = ""
     if case == "workload":
         lab.api("POST", "labels", {"key": "app", "value": f"{tag}-0"})
-    tasks += loop_task(module, _filled(args, tag), values)
-    outcomes = run_twice_at_once(lab, collections_path, playbook(tmp_path / "play.yml", tasks))
+    args = json.loads(json.dumps(args).replace("{tag}", tag).replace("{{{{", "{{").replace("}}}}", "}}"))
+    outcomes = run_twice_at_once(lab, collections_path, tmp_path, task(module, args), hosts=COUNT)
     everything = [doc for doc in lab.api("GET", f"{collection}?max_results=5000") if not doc.get("deleted")]
     mine = [doc[field] for doc in everything if str(doc.get(field) or "").startswith(tag)]
     report(case, mine, outcomes)
@@ -255,16 +288,19 @@ def test_two_concurrent_loops_converge_to_one_runs_state(lab, collections_path, 
 
 def report(case: str, found: list, outcomes: list[tuple[int, str]]) -> None:
     """Print what two concurrent runs left (shown with pytest -rA): the figures of docs/retries.md."""
-    failed = sum(output.count("failed: [localhost]") for _code, output in outcomes)
+    failed = sum(output.count("fatal: [") + output.count("failed: [") for _code, output in outcomes)
     codes = [code for code, _output in outcomes]
     print(f"\n{case}: {len(found)} objects after two concurrent runs of {COUNT}; exit codes {codes}; {failed} failed")
 
 
-def test_two_concurrent_bulk_runs_make_each_workload_once(lab, collections_path, tmp_path):
+def test_two_concurrent_bulk_runs_make_each_workload_once(lab, proxy, collections_path, tmp_path):
+    """Both runs plan while neither has created anything yet: the proxy holds each bulk_create for a second (a slow
+    PCE), so that both creates go out before either is stored."""
     tag = f"race-bulk-{uuid.uuid4().hex[:8]}"
     items = [{"hostname": f"{tag}-{n}.example", "os_type": "linux"} for n in range(COUNT)]
+    proxy.slow("PUT", r"/workloads/bulk_create$", 1.0, times=2)
     outcomes = run_twice_at_once(
-        lab, collections_path, playbook(tmp_path / "play.yml", task("workload_bulk", {"workloads": items}))
+        lab, collections_path, tmp_path, task("workload_bulk", {"workloads": items}), port=proxy.port
     )
     everything = lab.api("GET", "workloads?max_results=5000")
     mine = [
