@@ -6,18 +6,22 @@ with a jump from INPUT, ipset keepset), which must come through every step untou
 A reaches B:8080 (allowed) but not B:8081 (dropped: the connect times out), and the controller keeps SSH.
 
 The tests of one backend build on each other, in file order: apply, apply again, check mode, refusal, boot restore,
-lock-out and rollback, absent; then playbooks/enforce.yml compiles a small policy for both hosts and applies it.
+lock-out and rollback, absent, an apply whose SSH connection is reset as it starts; then playbooks/enforce.yml
+compiles a small policy for both hosts and applies it.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import stat
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hostlab_support import HostLab, PlaybookRun, write_playbook
+from hostlab_support import SAFE_PATH, HostLab, PlaybookRun, write_playbook
 
 BACKEND_SETTING = {"nftables": "auto", "iptables": "iptables"}
 SHOWN_FACT = "firewall_management_addresses"
@@ -132,6 +136,24 @@ MANUAL_REMOVAL = {
     ),
 }
 
+# An ssh for Ansible that, the first time it is asked to touch the module firewall_apply on the host (the apply task
+# starts it: chmod, then async_wrapper), resets every SSH connection to that host for a few seconds first: a rule in
+# the host's own network namespace answers port 22 with TCP resets, the multiplexed connection Ansible holds dies,
+# and the task is UNREACHABLE before the module ever runs. Then the rule goes and connections work again.
+SSH_RESETTING_ONCE = """#!/bin/sh
+case "$*" in
+*AnsiballZ_firewall_apply*)
+    if mkdir {marker} 2>/dev/null; then
+        PATH=/usr/sbin:/usr/bin:/sbin:/bin
+        printf 'table inet hlfault {{\\n chain input {{\\n  type filter hook input priority -400;\\n'\\
+' tcp dport 22 reject with tcp reset\\n }}\\n}}\\n' | ip netns exec {netns} nft -f -
+        setsid sh -c 'sleep {seconds}; ip netns exec {netns} nft delete table inet hlfault' \\
+            </dev/null >/dev/null 2>&1 &
+    fi ;;
+esac
+exec {ssh} "$@"
+"""
+
 
 @dataclass
 class Scenario:
@@ -143,11 +165,12 @@ class Scenario:
     run_playbook: object
     good: dict
 
-    def role(self, name: str, *args: str, **role_vars) -> PlaybookRun:
+    def role(self, name: str, *args: str, play_vars: dict | None = None, **role_vars) -> PlaybookRun:
         play = {
             "name": f"firewall role: {name}",
             "hosts": self.b,
             "gather_facts": False,
+            "vars": play_vars or {},
             # nftables is what auto-detection finds on these hosts; iptables has to be asked for.
             "roles": [
                 {"role": "microseg.illumio.firewall", "firewall_backend": BACKEND_SETTING[self.backend], **role_vars}
@@ -175,6 +198,13 @@ class Scenario:
             assert self.reaches(address, ALLOWED_PORT), f"{self.a} -> {address}:{ALLOWED_PORT} should connect"
             assert not self.reaches(address, DROPPED_PORT), f"{self.a} -> {address}:{DROPPED_PORT} should be dropped"
         assert self.lab.ssh(self.b, "true").returncode == 0  # the controller keeps SSH
+
+
+def netns_nft_tables(host: str) -> str:
+    """The nftables tables of a test host, listed from the machine (no SSH)."""
+    return subprocess.run(
+        ["ip", "netns", "exec", f"hl-{host}", "nft", "list", "tables"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def normalise(listing: str) -> str:
@@ -333,6 +363,46 @@ class FirewallOnHostlab:
         again = scenario.role("absent again", firewall_state="absent")
         assert again.returncode == 0, again.output
         assert again.recap(scenario.b)["changed"] == 0, again.output
+
+    def test_an_apply_whose_connection_resets_as_it_starts_fails_the_host(self, scenario):
+        # Issue 17, finding 6: the UNREACHABLE apply was ignored, nothing was pending to confirm, the verify step
+        # only ran after a change, so the play ended green (failed=0 ignored=1) on a host without our firewall.
+        assert scenario.role("nothing of ours", firewall_state="absent").returncode == 0
+        foreign = scenario.foreign()
+        marker = scenario.workdir / "ssh-was-reset"
+        shutil.rmtree(marker, ignore_errors=True)
+        wrapper = scenario.workdir / "ssh-resetting-once"
+        wrapper.write_text(
+            SSH_RESETTING_ONCE.format(
+                marker=marker, netns=f"hl-{scenario.b}", seconds=6, ssh=shutil.which("ssh", path=SAFE_PATH)
+            )
+        )
+        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+        run = scenario.role(
+            "apply, connection reset", play_vars={"ansible_ssh_executable": str(wrapper)}, **scenario.good
+        )
+        assert marker.is_dir(), "the connection was never reset: the test did not test anything"
+        applied = run.output.split("TASK [microseg.illumio.firewall : Apply the ruleset;", 1)[1].split("TASK [", 1)[0]
+        assert "UNREACHABLE" in applied, run.output  # the reset hit the apply task, before its module ran
+        assert "ILO-" not in scenario.ours() and "table inet illumio" not in scenario.ours()  # so: not enforced
+        assert run.returncode != 0, run.output
+        assert run.recap(scenario.b)["failed"] == 1, run.output
+        assert "The apply task lost its connection to" in run.output
+        assert "The live firewall is NOT the ruleset." in run.output
+        assert "hlfault" not in netns_nft_tables(scenario.b)  # the reset is over
+        # (a generous rollback timeout: on a busy machine the confirmation may take a while to come)
+        again = scenario.role("apply after the reset", firewall_rollback_timeout=120, **scenario.good)
+        assert again.returncode == 0, again.output
+        assert again.recap(scenario.b)["failed"] == 0, again.output
+        scenario.assert_enforced()
+        assert scenario.foreign() == foreign
+
+    def test_the_live_firewall_is_verified_on_every_run(self, scenario):
+        run = scenario.role("unchanged, verified", **scenario.good)
+        assert run.returncode == 0, run.output
+        assert run.recap(scenario.b)["changed"] == 0, run.output
+        verify = run.output.split("TASK [microseg.illumio.firewall : Verify that the live firewall is the ruleset", 1)
+        assert f"ok: [{scenario.b}]" in verify[1].split("TASK [", 1)[0], run.output  # ran, though nothing changed
 
     @pytest.mark.skipif(not POLICY_COMPILE.exists(), reason="the policy_compile module is not there yet")
     def test_enforce_playbook_compiles_once_and_applies_on_every_host(self, scenario):
