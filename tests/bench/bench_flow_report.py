@@ -52,8 +52,8 @@ def flow(number: int) -> dict:
 
 
 def best_of(runs: int, work) -> float:
-    timings = []
-    for _ in range(runs):
+    timings: list[float] = []
+    while len(timings) < runs:
         started = time.perf_counter()
         work()
         timings.append(time.perf_counter() - started)
